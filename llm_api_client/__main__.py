@@ -1,0 +1,5 @@
+import sys
+
+from llm_api_client.cli.main import main
+
+sys.exit(main())

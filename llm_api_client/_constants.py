@@ -1,0 +1,92 @@
+"""Tuning numbers in one place, each with where it comes from."""
+
+from __future__ import annotations
+
+# The seed's (llm-api-client 0.1.8) defaults, kept: approximately OpenAI tier 4 for gpt-4o-mini.
+DEFAULT_MAX_REQUESTS_PER_MINUTE = 10_000
+DEFAULT_MAX_TOKENS_PER_MINUTE = 2_000_000
+DEFAULT_MAX_DELAY_SECONDS = 300.0
+
+# A bucket holds this many seconds of its limit. Providers enforce per-minute limits over short
+# windows (OpenAI: 600 RPM admits about 10 per second), so a whole minute's burst draws 429s.
+# Half a second leaves the provider's own one-second window room to absorb network jitter.
+DEFAULT_BURST_SECONDS = 0.5
+
+# Output tokens charged at admission when a request sets neither max_tokens nor
+# max_completion_tokens. OpenAI charges prompt + max_tokens against TPM at admission; with no
+# max_tokens set it charges a default, which we approximate with this figure.
+DEFAULT_MAX_OUTPUT_TOKENS = 1_024
+
+# Retries: exponential backoff with full jitter between these bounds, unless the provider says
+# how long to wait (retry-after-ms / retry-after), which we honour up to MAX_RETRY_AFTER_SECONDS.
+# (openai-python uses 0.5 s initial and 8 s max; we allow longer because batch jobs prefer
+# waiting to failing.)
+INITIAL_RETRY_DELAY_SECONDS = 0.5
+MAX_RETRY_DELAY_SECONDS = 30.0
+MAX_RETRY_AFTER_SECONDS = 60.0
+
+# One Python process sustains about 220-270 litellm calls/s on this class of machine (litellm
+# spends 3.6-4.4 ms of CPU per call under the GIL). Plan each worker process for this share.
+CALLS_PER_SECOND_PER_PROCESS = 150.0
+
+# Worker threads: enough concurrency to reach the rate limit at the observed latency, capped.
+# Little's law: concurrency = rate x latency; assume 2 s latency until observed.
+ASSUMED_LATENCY_SECONDS = 2.0
+MAX_THREADS_PER_PROCESS = 256
+MIN_THREADS = 4
+
+# Below this many requests a batch runs in the calling process (threads only): starting worker
+# processes costs about a second, more than such a batch takes.
+MIN_REQUESTS_FOR_PROCESSES = 500
+
+# How often a worker checks that its parent is still alive (seconds).
+PARENT_CHECK_INTERVAL_SECONDS = 0.5
+
+# Default per-request timeout handed to litellm when the request sets none. litellm's own default
+# is 600 s; a hung request should not hold a thread for ten minutes.
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 120.0
+
+# The simulator (llm_api_client.simulator). Its defaults mimic a strict OpenAI endpoint:
+# - limits are enforced over one-second windows (OpenAI: 600 RPM admits about 10 per second);
+SIMULATOR_WINDOW_SECONDS = 1.0
+# - gpt-4o-mini's context window, so a prompt beyond it draws 400 context_length_exceeded;
+SIMULATOR_CONTEXT_WINDOW = 128_000
+# - short answers, so simulated runs spend little time generating: min(max_tokens, this) tokens.
+SIMULATOR_COMPLETION_TOKENS = 16
+
+# Rate limiter: the requests bucket always holds at least one whole request, even when
+# burst_seconds of a low limit is less (60 RPM x 0.5 s = 0.5): admitting on half a request would
+# let a request reach a provider whose own bucket has refilled only half of one.
+MIN_REQUEST_BUCKET_CAPACITY = 1.0
+
+# Rate-limit headers: a retry-after beyond this is garbage rather than advice (openai-python
+# ignores values it cannot use the same way); the retry policy caps what it honours separately.
+MAX_PLAUSIBLE_RETRY_AFTER_SECONDS = 24 * 3600.0
+
+# --- Request preparation (pipeline/tokens.py, truncate.py) ---
+
+# tiktoken encodes texts longer than this in chunks of this many characters. litellm's
+# token_counter does the same (TIKTOKEN_ENCODE_CHUNK_SIZE_CHARS, default 1024), so counts agree;
+# it also keeps encoding linear: tiktoken's merge loop is quadratic in one regex piece, and
+# 2 MB of spaces overflows its stack (PanicException) when encoded whole (tiktoken 0.14).
+TIKTOKEN_CHUNK_CHARS = 1_024
+
+# Image tokens, OpenAI's vision guide: 85 base tokens plus 170 per 512-px tile (detail high).
+# When the size is unknown (a URL we will not download), 765 is a 1024x1024 image (4 tiles).
+IMAGE_BASE_TOKENS = 85
+IMAGE_TILE_TOKENS = 170
+IMAGE_UNKNOWN_SIZE_TOKENS = 765
+
+# Audio, file and unknown content parts are estimated from their size at this many characters
+# per token (litellm estimates media files the same way).
+UNKNOWN_PART_CHARS_PER_TOKEN = 4
+
+# Context window when litellm does not know the model, and the environment variables of the
+# seed (llm-api-client 0.1.8): MAX_INPUT_TOKENS_OVERRIDE forces the input window,
+# MAX_CONTEXT_TOKENS_FALLBACK replaces this default (the seed's 100,000).
+DEFAULT_MAX_CONTEXT_TOKENS_FALLBACK = 100_000
+MAX_INPUT_TOKENS_OVERRIDE_ENV = "MAX_INPUT_TOKENS_OVERRIDE"
+MAX_CONTEXT_TOKENS_FALLBACK_ENV = "MAX_CONTEXT_TOKENS_FALLBACK"
+
+# Marker left where fit_to_context cut text out of the middle of an over-long message.
+TRUNCATION_MARKER = "\n[... truncated ...]\n"

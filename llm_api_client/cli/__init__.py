@@ -1,0 +1,1 @@
+"""The ``llm-api-client`` command: ``simulate``, ``demo`` and ``run`` (one module each)."""
