@@ -1,0 +1,101 @@
+"""``llm-api-client simulate``: run the OpenAI-compatible simulator in the foreground.
+
+    llm-api-client simulate --port 8000 --rpm 60 --tpm 10000 --latency-ms 200 --fail-rate 0.01
+
+Serves until Ctrl-C or SIGTERM. Point litellm at it with ``api_base=http://127.0.0.1:8000/v1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from llm_api_client.simulator.config import SimulatorConfig
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    defaults = SimulatorConfig()
+    parser = subparsers.add_parser(
+        "simulate",
+        help="run the OpenAI-compatible simulator (rate limits, faults, stats)",
+        description="Serve POST /v1/chat/completions, GET /v1/models, GET /stats, POST /reset.",
+    )
+    add = parser.add_argument
+    add("--host", default=defaults.host, help="address to listen on (default %(default)s)")
+    add("--port", type=int, default=8000, help="port; 0 picks a free one (default %(default)s)")
+    add("--rpm", type=float, default=None, help="requests per minute (default: unlimited)")
+    add("--tpm", type=float, default=None, help="tokens per minute (default: unlimited)")
+    add(
+        "--window-seconds",
+        type=float,
+        default=defaults.window_seconds,
+        help="limits are enforced over windows this long (default %(default)s)",
+    )
+    add("--latency-ms", type=float, default=0.0, help="delay before each answer")
+    add("--jitter-ms", type=float, default=0.0, help="uniform +/- jitter on the delay")
+    add("--fail-rate", type=float, default=0.0, help="fraction of requests answered 500")
+    add(
+        "--fail-status",
+        type=int,
+        default=defaults.fail_status,
+        help="status of those failures (default %(default)s)",
+    )
+    add("--drop-rate", type=float, default=0.0, help="fraction of connections closed unanswered")
+    add("--hang-rate", type=float, default=0.0, help="fraction of requests never answered")
+    add(
+        "--context-window",
+        type=int,
+        default=defaults.context_window,
+        help="prompt + max_tokens above this draws 400 (default %(default)s)",
+    )
+    add(
+        "--completion-tokens",
+        type=int,
+        default=defaults.completion_tokens,
+        help="answer length in tokens, at most max_tokens (default %(default)s)",
+    )
+    add("--seed", type=int, default=None, help="seed of the fault and jitter draws")
+    parser.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    return SimulatorConfig(
+        host=args.host,
+        port=args.port,
+        rpm=args.rpm,
+        tpm=args.tpm,
+        window_seconds=args.window_seconds,
+        latency_ms=args.latency_ms,
+        jitter_ms=args.jitter_ms,
+        fail_rate=args.fail_rate,
+        fail_status=args.fail_status,
+        drop_rate=args.drop_rate,
+        hang_rate=args.hang_rate,
+        context_window=args.context_window,
+        completion_tokens=args.completion_tokens,
+        seed=args.seed,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    asyncio.run(_serve(config))
+    return 0
+
+
+async def _serve(config: SimulatorConfig) -> None:
+    from llm_api_client.simulator.server import serve_until  # aiohttp only when serving
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    def ready(port: int) -> None:
+        limits = f"rpm={config.rpm or 'unlimited'} tpm={config.tpm or 'unlimited'}"
+        print(f"simulator listening on http://{config.host}:{port}/v1 ({limits})", flush=True)
+
+    await serve_until(config, stop, ready)
+    print("simulator stopped", file=sys.stderr, flush=True)

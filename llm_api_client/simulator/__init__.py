@@ -1,0 +1,19 @@
+"""An OpenAI-compatible provider to run locally: rate limits, faults and stats on demand.
+
+The only provider these machines can reach, and a strict one: per-minute limits are enforced over
+one-second windows with OpenAI's 429 bodies and headers, and faults (latency, error statuses,
+dropped and hung connections, context-window overflows) come by chance or by marker.
+
+    with Simulator(rpm=60, tpm=10_000) as sim:
+        ...  # litellm.completion(model="openai/gpt-4o-mini", api_base=sim.base_url, ...)
+
+Modules: ``limits`` (the windowed buckets), ``faults``, ``stats``, ``tokens`` (prompt counting),
+``chat`` (request parsing), ``responses`` (OpenAI's JSON shapes), ``server`` (the aiohttp app),
+``background`` (``Simulator``: the server in a thread or a process).
+CLI: ``llm-api-client simulate --port 8000 --rpm 60``.
+"""
+
+from llm_api_client.simulator.background import Simulator
+from llm_api_client.simulator.config import SimulatorConfig
+
+__all__ = ["Simulator", "SimulatorConfig"]

@@ -1,0 +1,164 @@
+"""OpenAI's JSON shapes: chat completions, the model list, and error bodies with their headers."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any
+
+from aiohttp import web
+
+from llm_api_client.simulator.limits import REQUESTS, Admission
+
+ECHO_PREFIX = "echo: "
+ECHO_CHARS = 200  # the answer quotes this much of the last user message
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+JSON = "application/json"
+
+# OpenAI's wording per status, for injected failures (types as the API reports them).
+_STATUS_ERRORS: dict[int, tuple[str, str, str | None]] = {
+    400: ("invalid_request_error", "Simulated bad request.", None),
+    401: ("invalid_request_error", "Incorrect API key provided.", "invalid_api_key"),
+    403: ("invalid_request_error", "You are not allowed to access this model.", None),
+    404: ("invalid_request_error", "The model does not exist.", "model_not_found"),
+    408: ("server_error", "Request timed out.", None),
+    409: ("invalid_request_error", "Simulated conflict.", None),
+    422: ("invalid_request_error", "Simulated unprocessable entity.", None),
+    429: ("requests", "Rate limit reached for requests (simulated).", "rate_limit_exceeded"),
+    500: (
+        "server_error",
+        "The server had an error while processing your request. Sorry about that!",
+        None,
+    ),
+    502: ("server_error", "Bad gateway.", None),
+    503: ("server_error", "The server is overloaded or not ready yet.", None),
+    504: ("server_error", "Gateway timeout.", None),
+}
+
+
+def json_response(status: int, payload: Any, headers: dict[str, str]) -> web.Response:
+    return web.Response(
+        status=status, body=_dumps(payload).encode(), headers=headers, content_type=JSON
+    )
+
+
+def error_body(message: str, kind: str, param: str | None, code: str | None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def status_error(status: int, headers: dict[str, str]) -> web.Response:
+    """An injected failure with the body OpenAI sends for that status."""
+    kind, message, code = _STATUS_ERRORS.get(
+        status,
+        (
+            "server_error" if status >= 500 else "invalid_request_error",
+            f"Simulated error {status}.",
+            None,
+        ),
+    )
+    if status == 429:
+        headers = {**headers, "retry-after": "1", "retry-after-ms": "1000"}
+    return json_response(status, error_body(message, kind, None, code), headers)
+
+
+def invalid_request(message: str, param: str | None, headers: dict[str, str]) -> web.Response:
+    return json_response(400, error_body(message, "invalid_request_error", param, None), headers)
+
+
+def context_length_exceeded(
+    limit: int, prompt: int, max_output: int | None, headers: dict[str, str]
+) -> web.Response:
+    if max_output:
+        detail = (
+            f"However, you requested {prompt + max_output} tokens ({prompt} in the messages, "
+            f"{max_output} in the completion). Please reduce the length of the messages or "
+            "completion."
+        )
+    else:
+        detail = (
+            f"However, your messages resulted in {prompt} tokens. "
+            "Please reduce the length of the messages."
+        )
+    message = f"This model's maximum context length is {limit} tokens. {detail}"
+    body = error_body(message, "invalid_request_error", "messages", "context_length_exceeded")
+    return json_response(400, body, headers)
+
+
+def rate_limited(
+    verdict: Admission, model: str, per_minute: float, cost: int, headers: dict[str, str]
+) -> web.Response:
+    """429 with OpenAI's body and, unless the request can never pass, how long to wait."""
+    unit = "RPM" if verdict.limited_by == REQUESTS else "TPM"
+    scope = f"{verdict.limited_by} per min ({unit})"
+    limit = int(per_minute)
+    if verdict.too_large:
+        message = (
+            f"Request too large for {model} in organization org-simulator on {scope}: "
+            f"Limit {limit}, Requested {cost}. The input or output tokens must be reduced in "
+            "order to run successfully."
+        )
+    else:
+        wait = f"{math.ceil(verdict.retry_after * 1000)}ms"
+        message = (
+            f"Rate limit reached for {model} in organization org-simulator on {scope}: "
+            f"Limit {limit}, Used {verdict.used}, Requested {cost}. Please try again in {wait}."
+        )
+        headers = {
+            **headers,
+            "retry-after": str(max(1, math.ceil(verdict.retry_after))),
+            "retry-after-ms": str(max(1, math.ceil(verdict.retry_after * 1000))),
+        }
+    body = error_body(message, str(verdict.limited_by), None, "rate_limit_exceeded")
+    return json_response(429, body, headers)
+
+
+def chat_completion(
+    *,
+    completion_id: str,
+    model: str,
+    content: str,
+    n: int,
+    finish_reason: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> dict[str, Any]:
+    """A ``chat.completion`` object; ``completion_tokens`` counts all ``n`` choices."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": content,
+        "refusal": None,
+        "annotations": [],
+    }
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
+    choices = [choice] if n == 1 else [{**choice, "index": i} for i in range(n)]
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        },
+        "service_tier": "default",
+        "system_fingerprint": "fp_simulator",
+    }
+
+
+def model_list(models: tuple[str, ...], created: int) -> dict[str, Any]:
+    return {"object": "list", "data": [model_entry(m, created) for m in models]}
+
+
+def model_entry(model: str, created: int) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": created, "owned_by": "simulator"}
