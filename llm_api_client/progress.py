@@ -1,0 +1,162 @@
+"""A progress reporter fed by results: a tqdm bar on stderr, or silence in quiet mode.
+
+Shows done/total, achieved requests/min and tokens/min, cost so far and the ETA::
+
+    with Progress(total=len(requests)) as progress:
+        for result in client.stream(requests):
+            progress.update(result)
+    print(progress.summary())
+
+Rates are measured over the whole run (not smoothed), from the results' usage records, with an
+injected clock so tests need not sleep.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+__all__ = ["Progress", "format_duration"]
+
+# Rebuild the bar's postfix (rates, cost) at most this often: formatting it on every result
+# costs more than the bar itself at thousands of results per second.
+POSTFIX_INTERVAL_SECONDS = 0.5
+
+
+class Progress:
+    """Count results and show them; ``total`` may be ``None`` when unknown.
+
+    ``initial`` rows count as already done (resumed work) without entering the rates or ETA.
+    ``update(result)`` takes a ``llm_api_client.records.Result``; ``advance()`` counts a row that
+    settled without one (a malformed input line), ``skip()`` removes a row from the total (a
+    blank or duplicate line). ``quiet=True`` shows nothing but still counts, for ``summary()``.
+    """
+
+    def __init__(
+        self,
+        total: int | None,
+        quiet: bool = False,
+        *,
+        initial: int = 0,
+        file: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        description: str = "requests",
+    ) -> None:
+        self.succeeded = 0
+        self.failed = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.cost = 0.0
+        self._clock = clock
+        self._started = clock()
+        self._postfix_at = float("-inf")
+        self._bar = tqdm(
+            total=total,
+            initial=initial,
+            desc=description,
+            unit="req",
+            file=file if file is not None else sys.stderr,
+            disable=quiet,
+            dynamic_ncols=True,
+            smoothing=0.05,
+        )
+
+    # -- feeding ------------------------------------------------------------------------
+
+    def update(self, result: Any) -> None:
+        """Count one finished request (a ``Result``): success or failure, tokens and cost."""
+        usage = getattr(result, "usage", None)
+        if usage is not None:
+            self.prompt_tokens += usage.prompt_tokens
+            self.completion_tokens += usage.completion_tokens
+            self.cost += usage.cost
+        self._count(ok=bool(getattr(result, "ok", False)))
+
+    def advance(self, n: int = 1, *, failed: bool = True) -> None:
+        """Count ``n`` rows that settled without a result (e.g. malformed input lines)."""
+        for _ in range(n):
+            self._count(ok=not failed)
+
+    def skip(self, n: int = 1) -> None:
+        """Remove ``n`` rows from the total: they will never be sent (blank or duplicate lines)."""
+        if self._bar.total is not None:
+            self._bar.total = max(self._bar.n, self._bar.total - n)
+
+    def _count(self, *, ok: bool) -> None:
+        if ok:
+            self.succeeded += 1
+        else:
+            self.failed += 1
+        now = self._clock()
+        if now - self._postfix_at >= POSTFIX_INTERVAL_SECONDS:
+            self._postfix_at = now
+            self._bar.set_postfix_str(self._postfix(), refresh=False)
+        self._bar.update(1)
+
+    # -- reading ------------------------------------------------------------------------
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def elapsed(self) -> float:
+        return max(self._clock() - self._started, 1e-9)
+
+    @property
+    def requests_per_minute(self) -> float:
+        return self.done * 60.0 / self.elapsed
+
+    @property
+    def tokens_per_minute(self) -> float:
+        return self.tokens * 60.0 / self.elapsed
+
+    def _rates(self) -> str:
+        return f"{self.requests_per_minute:,.0f} req/min, {self.tokens_per_minute:,.0f} tok/min"
+
+    def _postfix(self) -> str:
+        failed = f", {self.failed:,} failed" if self.failed else ""
+        return f"{self._rates()}, ${self.cost:,.4f}{failed}"
+
+    def summary(self) -> str:
+        """One line: what was done, how fast, for how much."""
+        return (
+            f"{self.done:,} requests ({self.succeeded:,} ok, {self.failed:,} failed) in "
+            f"{format_duration(self.elapsed)}: {self._rates()}, ${self.cost:,.4f}"
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._bar.set_postfix_str(self._postfix(), refresh=False)
+        self._bar.close()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        total = self._bar.total if self._bar.total is not None else "?"
+        return (
+            f"Progress(done={self.done}/{total}, failed={self.failed}, "
+            f"tokens={self.tokens}, cost=${self.cost:.4f})"
+        )
+
+
+def format_duration(seconds: float) -> str:
+    """``75.3`` -> ``'1m15s'``; ``3725`` -> ``'1h02m05s'``; ``4.2`` -> ``'4.2s'``."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"

@@ -1,0 +1,406 @@
+"""``llm-api-client run`` in process, against a fake client with the engine's ``stream`` API.
+
+The fake pulls requests lazily through a small in-flight window and finishes them out of order,
+like the engine; its answers echo the last user message, like the simulator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llm_api_client.cli import main as cli_main
+from llm_api_client.cli import run as run_module
+from llm_api_client.errors import (
+    BudgetExceededError,
+    InternalServerError,
+    InvalidRequestError,
+    LLMAPIClientError,
+)
+from llm_api_client.records import Result, UsageRecord
+
+SENTINEL_KEY = "sk-sentinel-key-0123456789"
+
+
+class FakeResponse:
+    def __init__(self, content: str) -> None:
+        self.id = f"chatcmpl-{content}"
+        self.content = content
+        self._hidden_params: dict[str, Any] = {}
+
+    def model_dump(self) -> dict[str, Any]:
+        return {"id": self.id, "choices": [{"message": {"content": self.content}}]}
+
+
+def echo(index: int, request: Mapping[str, Any]) -> Result:
+    """The simulator's behaviour: answer with the last user message; 'fail' makes a 500."""
+    if not isinstance(request.get("messages"), list):
+        return Result(index, error=InvalidRequestError("no messages", index=index))
+    content = request["messages"][-1]["content"]
+    usage = UsageRecord(index=index, model="sim", prompt_tokens=10, completion_tokens=5, cost=0.01)
+    if content.startswith("fail"):
+        error = InternalServerError(
+            f"boom for {request.get('api_key')}", status_code=500, body={"error": "boom"}
+        )
+        return Result(index, error=error, attempts=3, usage=usage)
+    return Result(index, response=FakeResponse(content), attempts=1, usage=usage)
+
+
+class FakeStream:
+    """Dispatches lazily (``window`` in flight), yields in a scrambled order, honours ``stop()``.
+
+    Like the engine, the spend cap is checked at dispatch: the first request over it comes back
+    with ``BudgetExceededError`` and dispatch stops.
+    """
+
+    def __init__(
+        self,
+        client: FakeClient,
+        requests: Iterable[Mapping[str, Any]],
+        window: int,
+        max_cost: float | None,
+    ) -> None:
+        self._client = client
+        self._source = enumerate(requests)
+        self._window = window
+        self._in_flight: list[Result] = []
+        self._stopping = False
+        self._max_cost = max_cost
+        self._spent = 0.0
+        self.stop_reason: str | None = None
+
+    def __iter__(self) -> Iterator[Result]:
+        return self
+
+    def __next__(self) -> Result:
+        self._fill()
+        if not self._in_flight:
+            raise StopIteration
+        result = self._in_flight.pop(len(self._in_flight) // 2)
+        self._client.yielded += 1
+        self._client.on_result(self._client.yielded)
+        return result
+
+    def _fill(self) -> None:
+        while not self._stopping and len(self._in_flight) < self._window:
+            try:
+                index, request = next(self._source)
+            except StopIteration:
+                return
+            self._in_flight.append(self._dispatch(index, request))
+
+    def _dispatch(self, index: int, request: Mapping[str, Any]) -> Result:
+        if self._max_cost is not None and self._spent + 0.01 > self._max_cost:
+            self._stopping, self.stop_reason = True, "budget"
+            return Result(index, error=BudgetExceededError("cap reached", index=index))
+        self._client.sent.append(dict(request))
+        self._spent += 0.01
+        return echo(index, request)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.stop_reason = self.stop_reason or "stopped"
+
+    def close(self) -> None:
+        self._in_flight.clear()
+
+
+class FakeClient:
+    def __init__(self, window: int = 4, max_cost: float | None = None) -> None:
+        self.window = window
+        self.max_cost = max_cost
+        self.sent: list[dict[str, Any]] = []
+        self.yielded = 0
+        self.on_result: Callable[[int], None] = lambda n: None
+        self.stream_kwargs: dict[str, Any] = {}
+        self.closed = False
+        self.tracker = "TRACKER SUMMARY"
+
+    def stream(self, requests: Iterable[Mapping[str, Any]], **kwargs: Any) -> FakeStream:
+        self.stream_kwargs = kwargs
+        return FakeStream(self, requests, self.window, self.max_cost)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
+    fake = FakeClient()
+
+    def make_client(args: Any) -> FakeClient:
+        fake.max_cost = args.max_cost
+        return fake
+
+    monkeypatch.setattr(run_module, "make_client", make_client)
+    return fake
+
+
+def run(*argv: str | Path) -> int:
+    return cli_main.main(["run", *map(str, argv)])
+
+
+def batch_line(custom_id: str, content: str, **body: Any) -> str:
+    messages = [{"role": "user", "content": content}]
+    request = {"model": "openai/sim", "messages": messages, **body}
+    line = {"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions"}
+    return json.dumps({**line, "body": request})
+
+
+def write_input(path: Path, lines: Iterable[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def answers(path: Path) -> dict[str, str | None]:
+    """custom_id -> the echoed content (None for an error row); asserts each id is there once."""
+    found = rows(path)
+    ids = [row["custom_id"] for row in found]
+    assert len(ids) == len(set(ids)), "a custom_id appears more than once"
+    return {
+        row["custom_id"]: (
+            row["response"]["body"]["choices"][0]["message"]["content"]
+            if row["error"] is None
+            else None
+        )
+        for row in found
+    }
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return write_input(tmp_path / "in.jsonl", (batch_line(f"r{i}", f"q{i}") for i in range(20)))
+
+
+# ------------------------------------------------------------------------------------ tests
+
+
+def test_every_row_is_answered_once_with_its_own_answer(
+    client: FakeClient, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.jsonl"
+    assert run(data, "--output", out, "--max-retries", "5", "--timeout", "60") == 0
+    assert answers(out) == {f"r{i}": f"q{i}" for i in range(20)}
+    assert client.stream_kwargs == {"max_retries": 5, "timeout": 60.0}
+    assert client.closed
+    assert not (tmp_path / "out.jsonl.failures.jsonl").exists()
+    printed = capsys.readouterr().out
+    assert "TRACKER SUMMARY" in printed
+    assert "20 succeeded" in printed
+
+
+def test_plain_lines_use_their_line_number_and_the_cli_defaults(
+    client: FakeClient, tmp_path: Path
+) -> None:
+    plain = [json.dumps({"messages": [{"role": "user", "content": f"p{i}"}]}) for i in range(3)]
+    data = write_input(tmp_path / "in.jsonl", [plain[0], "", plain[1], plain[2]])
+    out = tmp_path / "out.jsonl"
+    args = ["--model", "openai/x", "--api-base", "http://127.0.0.1:1/v1", "--api-key", "k-1234"]
+    assert run(data, "-o", out, *args) == 0
+    assert answers(out) == {"1": "p0", "3": "p1", "4": "p2"}
+    assert {r["model"] for r in client.sent} == {"openai/x"}
+    assert {r["api_base"] for r in client.sent} == {"http://127.0.0.1:1/v1"}
+
+
+def test_defaults_do_not_override_a_line(client: FakeClient, tmp_path: Path) -> None:
+    data = write_input(tmp_path / "in.jsonl", [batch_line("a", "q", api_base="http://line/v1")])
+    assert run(data, "-o", tmp_path / "out.jsonl", "--api-base", "http://cli/v1") == 0
+    assert client.sent[0]["api_base"] == "http://line/v1"
+    assert client.sent[0]["model"] == "openai/sim"
+
+
+def test_malformed_and_duplicate_lines_do_not_stop_the_others(
+    client: FakeClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [
+        batch_line("a", "qa"),
+        "{broken",
+        batch_line("a", "again"),
+        "[]",
+        batch_line("b", "qb"),
+    ]
+    data = write_input(tmp_path / "in.jsonl", lines)
+    out = tmp_path / "out.jsonl"
+    assert run(data, "-o", out) == 1
+    assert answers(out) == {"a": "qa", "2": None, "4": None, "b": "qb"}
+    errors = {r["custom_id"]: r["error"] for r in rows(out) if r["error"]}
+    assert errors["2"]["code"] == "InvalidRequestError"
+    assert "line 2" in errors["2"]["message"]
+    captured = capsys.readouterr()
+    assert "line 2: invalid JSON" in captured.err
+    assert "line 3: duplicate custom_id 'a'" in captured.err
+    assert "2 malformed" in captured.out
+    assert "1 duplicate ids skipped" in captured.out
+
+
+def test_failures_file_is_rerunnable_and_free_of_credentials(
+    client: FakeClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    headers = {"Authorization": f"Bearer {SENTINEL_KEY}"}
+    lines = [
+        batch_line("ok", "fine", api_key=SENTINEL_KEY),
+        batch_line("bad", "fail now", api_key=SENTINEL_KEY, extra_headers=headers),
+    ]
+    data = write_input(tmp_path / "in.jsonl", lines)
+    out = tmp_path / "out.jsonl"
+    assert run(data, "-o", out) == 1
+    assert client.sent[0]["api_key"] == SENTINEL_KEY  # used for the call...
+    failures = tmp_path / "out.jsonl.failures.jsonl"
+    failed = rows(failures)
+    assert [f["custom_id"] for f in failed] == ["bad"]
+    assert failed[0]["body"]["messages"][0]["content"] == "fail now"
+    bad = next(row for row in rows(out) if row["custom_id"] == "bad")
+    assert bad["error"]["code"] == "InternalServerError"
+    assert bad["response"]["status_code"] == 500
+    printed = capsys.readouterr()
+    assert "credentials removed from 1 rows" in printed.out
+    for text in (out.read_text(), failures.read_text(), printed.out, printed.err):
+        assert SENTINEL_KEY not in text  # ...and written nowhere
+
+
+def test_rerun_retries_failures_and_never_resends_answers(
+    client: FakeClient, tmp_path: Path
+) -> None:
+    data = write_input(
+        tmp_path / "in.jsonl",
+        [batch_line("a", "qa"), batch_line("b", "fail"), batch_line("c", "qc")],
+    )
+    out = tmp_path / "out.jsonl"
+    assert run(data, "-o", out) == 1
+    data = write_input(data, [batch_line("a", "qa"), batch_line("b", "qb"), batch_line("c", "qc")])
+    client.sent.clear()
+    assert run(data, "-o", out) == 0
+    assert [r["messages"][0]["content"] for r in client.sent] == ["qb"]
+    assert answers(out) == {"a": "qa", "b": "qb", "c": "qc"}
+    assert not (tmp_path / "out.jsonl.failures.jsonl").exists()
+
+
+def test_the_failures_file_fed_back_as_input(client: FakeClient, tmp_path: Path) -> None:
+    data = write_input(tmp_path / "in.jsonl", [batch_line("a", "qa"), batch_line("b", "fail 1")])
+    out = tmp_path / "out.jsonl"
+    failures = tmp_path / "out.jsonl.failures.jsonl"
+    assert run(data, "-o", out) == 1
+    assert run(failures, "-o", out) == 1  # still failing: input and failures file are one file
+    assert [r["custom_id"] for r in rows(failures)] == ["b"]
+    assert answers(out) == {"a": "qa", "b": None}
+
+
+def test_torn_final_line_from_a_crash_is_discarded(
+    client: FakeClient, data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.jsonl"
+    assert run(data, "-o", out) == 0
+    content = out.read_bytes()
+    out.write_bytes(content[: len(content) - 30])  # as if kill -9 hit mid-write of the last row
+    client.sent.clear()
+    assert run(data, "-o", out) == 0
+    assert len(client.sent) == 1
+    assert answers(out) == {f"r{i}": f"q{i}" for i in range(20)}
+
+
+def send_signals(client: FakeClient, after: int, *signums: int) -> None:
+    def on_result(n: int) -> None:
+        if n == after:
+            for signum in signums:
+                os.kill(os.getpid(), signum)
+
+    client.on_result = on_result
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_first_signal_stops_dispatch_and_keeps_what_finished(
+    client: FakeClient,
+    data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    signum: int,
+    code: int,
+) -> None:
+    previous = signal.getsignal(signum)
+    send_signals(client, 5, signum)
+    out = tmp_path / "out.jsonl"
+    assert run(data, "-o", out) == code
+    assert signal.getsignal(signum) == previous
+    first = answers(out)
+    # Stopped after 5 results with a window of 4: those 4 in flight still finished and were written.
+    assert len(first) == len(client.sent) == 5 + 3
+    summary = capsys.readouterr().out
+    assert f"{20 - len(first)} not started" in summary
+    assert signal.Signals(signum).name in summary
+    client.on_result = lambda n: None
+    client.sent.clear()
+    assert run(data, "-o", out) == 0
+    assert len(client.sent) == 20 - len(first)  # nothing answered was sent again
+    assert answers(out) == {f"r{i}": f"q{i}" for i in range(20)}
+
+
+def test_second_signal_exits_at_once(
+    client: FakeClient, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    send_signals(client, 3, signal.SIGINT, signal.SIGINT)
+    out = tmp_path / "out.jsonl"
+    assert run(data, "-o", out) == 130
+    assert len(answers(out)) == 2  # the third was being handed over: lost, sent again on rerun
+    assert "unknown not started" in capsys.readouterr().out
+    client.on_result = lambda n: None
+    assert run(data, "-o", out) == 0
+    assert answers(out) == {f"r{i}": f"q{i}" for i in range(20)}
+
+
+def test_spend_cap_is_reported_once(
+    client: FakeClient, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.jsonl"
+    assert run(data, "-o", out, "--max-cost", "0.055") == 1
+    found = answers(out)
+    assert sum(v is not None for v in found.values()) == 5
+    budget = [r for r in rows(out) if r["error"]]
+    assert [r["error"]["code"] for r in budget] == ["BudgetExceededError"]
+    captured = capsys.readouterr()
+    assert captured.err.count("spend cap reached") == 1
+    assert "spend cap of $0.055 reached" in captured.out
+    assert "not started" in captured.out
+    assert run(data, "-o", out) == 0  # a higher cap (here: none) finishes the job
+    assert answers(out) == {f"r{i}": f"q{i}" for i in range(20)}
+
+
+def test_quiet_prints_only_the_summary_line(
+    client: FakeClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_input(tmp_path / "in.jsonl", [batch_line("a", "qa"), "{broken"])
+    assert run(data, "-o", tmp_path / "out.jsonl", "--quiet") == 1
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out.count("\n") == 1
+    assert captured.out.startswith("run: 1 succeeded, 0 failed, 1 malformed")
+
+
+def test_progress_bar_goes_to_stderr(
+    client: FakeClient, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(data, "-o", tmp_path / "out.jsonl") == 0
+    err = capsys.readouterr().err
+    assert "20/20" in err
+    assert "req/min" in err
+
+
+def test_a_missing_input_is_a_usage_error(client: FakeClient, tmp_path: Path) -> None:
+    assert run(tmp_path / "nope.jsonl", "-o", tmp_path / "out.jsonl") == 2
+
+
+def test_errors_from_the_engine_are_rows_not_crashes(client: FakeClient, tmp_path: Path) -> None:
+    data = write_input(tmp_path / "in.jsonl", [json.dumps({"model": "m", "messages": "x"})])
+    out = tmp_path / "out.jsonl"
+    assert run(data, "-o", out) == 1
+    assert rows(out)[0]["error"]["code"] == "InvalidRequestError"
+    assert issubclass(InvalidRequestError, LLMAPIClientError)
