@@ -1,0 +1,35 @@
+"""``InProcessRateLimiter``: one quota for the threads of one process.
+
+Use it when a batch runs in the calling process (no worker processes), and in tests. Its state is
+a plain list behind a ``threading.Lock``; the protocol is ``core``'s, the arithmetic ``bucket``'s.
+
+Example::
+
+    limiter = InProcessRateLimiter(Limits(requests_per_minute=600, tokens_per_minute=100_000))
+    limiter.acquire(Cost(input_tokens=120, output_tokens=400))  # sleeps until admitted
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from llm_api_client.ratelimit import bucket
+from llm_api_client.ratelimit.base import Clock, Limits, Sleep
+from llm_api_client.ratelimit.core import LockedStateRateLimiter
+
+__all__ = ["InProcessRateLimiter"]
+
+
+class InProcessRateLimiter(LockedStateRateLimiter):
+    """A token-bucket limiter shared by the threads of one process."""
+
+    def __init__(
+        self, limits: Limits, *, clock: Clock = time.monotonic, sleep: Sleep = time.sleep
+    ) -> None:
+        self.limits = limits
+        self._configured = bucket.configured_limits(limits)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._state = bucket.initial_state(limits, clock())
