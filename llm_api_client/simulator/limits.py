@@ -19,6 +19,10 @@ from dataclasses import dataclass
 
 Clock = Callable[[], float]
 
+# Levels are floats refilled by elapsed time: without a hair of slack, a client that waits exactly
+# the advertised retry-after can find the bucket 1e-13 short and draw a 429 it did not deserve.
+_SLACK = 1e-6
+
 REQUESTS = "requests"
 TOKENS = "tokens"
 
@@ -65,7 +69,7 @@ class Admission:
     """The verdict on one request: admitted, or which limit refused it and for how long."""
 
     admitted: bool
-    limited_by: str | None = None  # REQUESTS or TOKENS when refused
+    limited_by: str = ""  # REQUESTS or TOKENS when refused
     retry_after: float = 0.0  # seconds until the refused cost would be admitted
     too_large: bool = False  # the cost exceeds the per-minute limit: it never passes
     used: int = 0  # what the refusing bucket has spent of its window (for the message)
@@ -116,7 +120,7 @@ class WindowLimiter:
         used = max(0, math.ceil(bucket.capacity - bucket.level))
         if cost > bucket.per_minute:
             return Admission(False, name, math.inf, too_large=True, used=used)
-        if bucket.level >= bucket.needed(cost):
+        if bucket.level + _SLACK >= bucket.needed(cost):
             return None
         return Admission(False, name, bucket.wait_for(cost), used=used)
 
@@ -143,7 +147,7 @@ def format_duration(seconds: float) -> str:
 
     Rounded to whole milliseconds, which is all a client can use.
     """
-    millis = math.ceil(seconds * 1000 - 1e-9) if seconds > 0 else 0
+    millis = math.ceil(seconds * 1000 - 1e-6) if seconds > 0 else 0
     if millis == 0:
         return "0s"
     if millis < 1000:

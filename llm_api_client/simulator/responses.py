@@ -38,6 +38,14 @@ _STATUS_ERRORS: dict[int, tuple[str, str, str | None]] = {
 }
 
 
+def ceil_milliseconds(seconds: float) -> int:
+    """Whole milliseconds, rounded up: waiting less than asked would draw another 429.
+
+    A nanosecond of slack keeps float noise (0.6000000001 s) from adding a millisecond.
+    """
+    return math.ceil(seconds * 1000 - 1e-6)
+
+
 def json_response(status: int, payload: Any, headers: dict[str, str]) -> web.Response:
     return web.Response(
         status=status, body=_dumps(payload).encode(), headers=headers, content_type=JSON
@@ -100,17 +108,18 @@ def rate_limited(
             "order to run successfully."
         )
     else:
-        wait = f"{math.ceil(verdict.retry_after * 1000)}ms"
+        wait_ms = ceil_milliseconds(verdict.retry_after)
+        wait = f"{wait_ms}ms"
         message = (
             f"Rate limit reached for {model} in organization org-simulator on {scope}: "
             f"Limit {limit}, Used {verdict.used}, Requested {cost}. Please try again in {wait}."
         )
         headers = {
             **headers,
-            "retry-after": str(max(1, math.ceil(verdict.retry_after))),
-            "retry-after-ms": str(max(1, math.ceil(verdict.retry_after * 1000))),
+            "retry-after": str(max(1, math.ceil(wait_ms / 1000))),
+            "retry-after-ms": str(max(1, wait_ms)),
         }
-    body = error_body(message, str(verdict.limited_by), None, "rate_limit_exceeded")
+    body = error_body(message, verdict.limited_by, None, "rate_limit_exceeded")
     return json_response(429, body, headers)
 
 

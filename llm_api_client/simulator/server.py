@@ -27,7 +27,6 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -35,7 +34,7 @@ from llm_api_client.simulator import responses, tokens
 from llm_api_client.simulator.chat import BadRequest, ChatRequest, parse_chat
 from llm_api_client.simulator.config import SimulatorConfig
 from llm_api_client.simulator.faults import DROP, HANG, Fault, FaultInjector
-from llm_api_client.simulator.limits import WindowLimiter
+from llm_api_client.simulator.limits import REQUESTS, Admission, WindowLimiter
 from llm_api_client.simulator.stats import Stats
 
 Clock = Callable[[], float]
@@ -101,6 +100,7 @@ class SimulatorServer:
             await self.stop()
             raise
         self.port = int(runner.addresses[0][1])
+        self.stats.reset(self._clock())  # "per second since start" counts from here
         return self.port
 
     async def stop(self) -> None:
@@ -202,11 +202,12 @@ class SimulatorServer:
         return responses.status_error(fault.status, headers)
 
     def _rate_limited(
-        self, verdict: Any, model: str, cost: int, headers: dict[str, str]
+        self, verdict: Admission, model: str, cost: int, headers: dict[str, str]
     ) -> web.Response:
         self.stats.on_rate_limited(verdict.limited_by)
         per_minute = self.limiter.buckets[verdict.limited_by].per_minute
-        return responses.rate_limited(verdict, model, per_minute, cost, headers)
+        requested = 1 if verdict.limited_by == REQUESTS else cost
+        return responses.rate_limited(verdict, model, per_minute, requested, headers)
 
     def _invalid(self, exc: ValueError, headers: dict[str, str]) -> web.Response:
         self.stats.on_received("<invalid>")
