@@ -90,3 +90,7 @@ MAX_CONTEXT_TOKENS_FALLBACK_ENV = "MAX_CONTEXT_TOKENS_FALLBACK"
 
 # Marker left where fit_to_context cut text out of the middle of an over-long message.
 TRUNCATION_MARKER = "\n[... truncated ...]\n"
+
+# How long a 429 without retry-after / retry-after-ms pauses every admission. OpenAI's limits
+# refill continuously over about a second, so one second lets the provider's window drain.
+DEFAULT_RATE_LIMIT_PAUSE_SECONDS = 1.0
