@@ -94,3 +94,8 @@ TRUNCATION_MARKER = "\n[... truncated ...]\n"
 # How long a 429 without retry-after / retry-after-ms pauses every admission. OpenAI's limits
 # refill continuously over about a second, so one second lets the provider's window drain.
 DEFAULT_RATE_LIMIT_PAUSE_SECONDS = 1.0
+
+# Token counts of texts up to this long are cached (roles, names and system prompts repeat across
+# a batch); at most this many entries (about 16 MB at worst), emptied when full.
+SMALL_TEXT_CACHE_CHARS = 512
+SMALL_TEXT_CACHE_ENTRIES = 32_768
