@@ -79,3 +79,62 @@ def test_processes(benchmark: Any, processes: int) -> None:
         rate = benchmark.pedantic(run_processes, args=(limiter, processes), rounds=3, iterations=1)
         benchmark.extra_info["acquisitions_per_second"] = rate
         assert limiter.snapshot().admitted == 3 * processes * PER_WORKER
+
+
+# --- end to end: two worker processes against the simulator's per-second windows ----------------
+
+E2E_CASES = {
+    # name: (simulator and client limits, requests, max_tokens)
+    "rpm_bound": ({"rpm": 3_000, "tpm": 10**9}, 1_000, 16),
+    "tpm_bound": ({"rpm": 10**6, "tpm": 600_000}, 400, 400),
+}
+
+
+def run_batch(limits: dict[str, int], count: int, max_tokens: int) -> dict[str, float]:
+    from llm_api_client.client import APIClient
+    from llm_api_client.simulator import Simulator
+
+    with Simulator(process=True, latency_ms=50, rpm=limits["rpm"], tpm=limits["tpm"]) as sim:
+        requests = [
+            {
+                "model": "openai/gpt-4o-mini",
+                "api_base": sim.base_url,
+                "api_key": "sk-simulated",
+                "max_tokens": max_tokens,
+                "messages": [{"role": "user", "content": f"Summarise document {i} in one line."}],
+            }
+            for i in range(count + 10)
+        ]
+        client = APIClient(
+            max_requests_per_minute=limits["rpm"],
+            max_tokens_per_minute=limits["tpm"],
+            processes=2,
+            keep_history=False,
+        )
+        with client:
+            client.make_requests(requests[:10])  # start the workers outside the measurement
+            sim.reset()
+            start = time.perf_counter()
+            answers = client.make_requests(requests[10:])
+            seconds = time.perf_counter() - start
+            stats = sim.stats()
+    per_second = {"rpm": count / seconds * 60, "tpm": stats["tokens_charged"] / seconds * 60}
+    bound = "rpm" if limits["rpm"] < 10**6 else "tpm"
+    return {
+        "answered": sum(answer is not None for answer in answers),
+        "rejected_429": stats["rejected_429"],
+        "share_429": stats["rejected_429"] / count,
+        "seconds": seconds,
+        "throughput_of_limit": per_second[bound] / limits[bound],
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(E2E_CASES))
+def test_end_to_end_at_the_simulators_limit(benchmark: Any, case: str) -> None:
+    limits, count, max_tokens = E2E_CASES[case]
+    figures = benchmark.pedantic(run_batch, args=(limits, count, max_tokens), rounds=1)
+    benchmark.extra_info.update(figures)
+    assert figures["answered"] == count
+    assert figures["share_429"] <= 0.005
+    assert figures["throughput_of_limit"] >= 0.94
