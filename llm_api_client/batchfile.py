@@ -285,13 +285,44 @@ def _row_id() -> str:
 
 def success_row(custom_id: str, response: Any) -> dict[str, Any]:
     """The output row for an answered request; ``response`` is a litellm ``ModelResponse``."""
-    body = response.model_dump() if hasattr(response, "model_dump") else dict(response)
+    body = _model_dump(response) if hasattr(response, "model_dump") else dict(response)
     return {
         "id": _row_id(),
         "custom_id": custom_id,
         "response": {"status_code": 200, "request_id": _request_id(response), "body": body},
         "error": None,
     }
+
+
+def _model_dump(model: Any) -> dict[str, Any]:
+    """``model.model_dump()``, building litellm's lazily built pydantic classes when needed.
+
+    litellm's response types defer building their serializers until first instantiated; a
+    response unpickled from a worker process is not an instantiation, so in the coordinator
+    ``model_dump`` raises ``TypeError`` ('MockValSer' ...) until each nested class is rebuilt.
+    """
+    try:
+        return dict(model.model_dump())
+    except TypeError:
+        _rebuild_models(model, set())
+        return dict(model.model_dump())
+
+
+def _rebuild_models(value: Any, visited: set[int]) -> None:
+    if id(value) in visited:
+        return
+    visited.add(id(value))
+    if isinstance(value, list | tuple):
+        for item in value:
+            _rebuild_models(item, visited)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _rebuild_models(item, visited)
+    elif hasattr(type(value), "model_rebuild"):
+        if not getattr(type(value), "__pydantic_complete__", True):
+            type(value).model_rebuild(force=True)
+        _rebuild_models(dict(vars(value)), visited)
+        _rebuild_models(getattr(value, "__pydantic_extra__", None) or {}, visited)
 
 
 def _request_id(response: Any) -> str | None:

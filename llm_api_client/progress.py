@@ -7,24 +7,65 @@ Shows done/total, achieved requests/min and tokens/min, cost so far and the ETA:
             progress.update(result)
     print(progress.summary())
 
-Rates are measured over the whole run (not smoothed), from the results' usage records, with an
-injected clock so tests need not sleep.
+The bar's rates cover the last minute (so a slow start, such as worker processes importing
+litellm, fades out); ``summary()`` reports whole-run rates. Tokens and cost come from the results'
+usage records; the clock is injected so tests need not sleep.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
-__all__ = ["Progress", "format_duration"]
+__all__ = ["Progress", "RateWindow", "format_duration"]
 
 # Rebuild the bar's postfix (rates, cost) at most this often: formatting it on every result
 # costs more than the bar itself at thousands of results per second.
 POSTFIX_INTERVAL_SECONDS = 0.5
+# The bar's achieved rates are measured over this many recent seconds: a per-minute limit is what
+# they are compared with.
+RATE_WINDOW_SECONDS = 60.0
+
+_BAR_FORMAT = (
+    "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]"
+)
+_BAR_FORMAT_NO_TOTAL = "{desc}: {n_fmt} [{elapsed}{postfix}]"
+
+
+class RateWindow:
+    """Requests and tokens per whole second over the last ``seconds``: at most that many buckets."""
+
+    def __init__(self, seconds: float = RATE_WINDOW_SECONDS) -> None:
+        self.seconds = seconds
+        self._buckets: deque[list[float]] = deque()  # [second, requests, tokens]
+
+    def add(self, now: float, tokens: int) -> None:
+        second = float(int(now))
+        if self._buckets and self._buckets[-1][0] == second:
+            self._buckets[-1][1] += 1
+            self._buckets[-1][2] += tokens
+        else:
+            self._buckets.append([second, 1, tokens])
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._buckets and self._buckets[0][0] <= now - self.seconds - 1:
+            self._buckets.popleft()
+
+    def per_minute(self, now: float) -> tuple[float, float]:
+        """(requests/min, tokens/min) over the window; over at least one second."""
+        self._trim(now)
+        if not self._buckets:
+            return 0.0, 0.0
+        span = max(min(now - self._buckets[0][0], self.seconds + 1), 1.0)
+        requests = sum(bucket[1] for bucket in self._buckets)
+        tokens = sum(bucket[2] for bucket in self._buckets)
+        return requests * 60.0 / span, tokens * 60.0 / span
 
 
 class Progress:
@@ -54,11 +95,13 @@ class Progress:
         self._clock = clock
         self._started = clock()
         self._postfix_at = float("-inf")
+        self._window = RateWindow()
         self._bar = tqdm(
             total=total,
             initial=initial,
             desc=description,
             unit="req",
+            bar_format=_BAR_FORMAT if total is not None else _BAR_FORMAT_NO_TOTAL,
             file=file if file is not None else sys.stderr,
             disable=quiet,
             dynamic_ncols=True,
@@ -70,11 +113,13 @@ class Progress:
     def update(self, result: Any) -> None:
         """Count one finished request (a ``Result``): success or failure, tokens and cost."""
         usage = getattr(result, "usage", None)
+        tokens = 0
         if usage is not None:
+            tokens = usage.prompt_tokens + usage.completion_tokens
             self.prompt_tokens += usage.prompt_tokens
             self.completion_tokens += usage.completion_tokens
             self.cost += usage.cost
-        self._count(ok=bool(getattr(result, "ok", False)))
+        self._count(ok=bool(getattr(result, "ok", False)), tokens=tokens)
 
     def advance(self, n: int = 1, *, failed: bool = True) -> None:
         """Count ``n`` rows that settled without a result (e.g. malformed input lines)."""
@@ -86,12 +131,13 @@ class Progress:
         if self._bar.total is not None:
             self._bar.total = max(self._bar.n, self._bar.total - n)
 
-    def _count(self, *, ok: bool) -> None:
+    def _count(self, *, ok: bool, tokens: int = 0) -> None:
         if ok:
             self.succeeded += 1
         else:
             self.failed += 1
         now = self._clock()
+        self._window.add(now, tokens)
         if now - self._postfix_at >= POSTFIX_INTERVAL_SECONDS:
             self._postfix_at = now
             self._bar.set_postfix_str(self._postfix(), refresh=False)
@@ -113,6 +159,7 @@ class Progress:
 
     @property
     def requests_per_minute(self) -> float:
+        """Over the whole run (the bar shows the last minute's rate)."""
         return self.done * 60.0 / self.elapsed
 
     @property
@@ -123,8 +170,9 @@ class Progress:
         return f"{self.requests_per_minute:,.0f} req/min, {self.tokens_per_minute:,.0f} tok/min"
 
     def _postfix(self) -> str:
+        requests, tokens = self._window.per_minute(self._clock())
         failed = f", {self.failed:,} failed" if self.failed else ""
-        return f"{self._rates()}, ${self.cost:,.4f}{failed}"
+        return f"{requests:,.0f} req/min, {tokens:,.0f} tok/min, ${self.cost:,.4f}{failed}"
 
     def summary(self) -> str:
         """One line: what was done, how fast, for how much."""

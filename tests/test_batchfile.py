@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -318,3 +321,37 @@ def test_compaction_leaves_each_answered_id_exactly_once(
     assert set(kept) == done
     assert done <= {i for i, success in rows if success}
     assert compact_output(path) == done  # idempotent
+
+
+def test_success_row_from_a_response_unpickled_in_a_fresh_process(tmp_path: Path) -> None:
+    # The engine's workers pickle responses; in the coordinator, litellm's lazily built pydantic
+    # classes are then not built yet and a plain model_dump() raises TypeError.
+    from llm_api_client import _offline
+
+    litellm = _offline.litellm()
+    response = litellm.ModelResponse(
+        id="chatcmpl-9",
+        choices=[{"message": {"role": "assistant", "content": "from a worker"}, "index": 0}],
+        usage={"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    )
+    (tmp_path / "r.pkl").write_bytes(pickle.dumps(response))
+    script = (
+        "import json, pickle, sys\n"
+        "from llm_api_client import _offline\n"
+        "_offline.litellm()\n"
+        "from llm_api_client.batchfile import success_row\n"
+        "response = pickle.loads(open(sys.argv[1], 'rb').read())\n"
+        "print(json.dumps(success_row('a', response)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "r.pkl")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    body = json.loads(done.stdout)["response"]["body"]
+    assert body["choices"][0]["message"]["content"] == "from a worker"
+    assert body["usage"]["total_tokens"] == 4

@@ -6,9 +6,13 @@ like the engine; its answers echo the last user message, like the simulator.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,7 @@ from llm_api_client.errors import (
     InvalidRequestError,
     LLMAPIClientError,
 )
+from llm_api_client.progress import Progress, RateWindow, format_duration
 from llm_api_client.records import Result, UsageRecord
 
 SENTINEL_KEY = "sk-sentinel-key-0123456789"
@@ -404,3 +409,144 @@ def test_errors_from_the_engine_are_rows_not_crashes(client: FakeClient, tmp_pat
     assert run(data, "-o", out) == 1
     assert rows(out)[0]["error"]["code"] == "InvalidRequestError"
     assert issubclass(InvalidRequestError, LLMAPIClientError)
+
+
+# --------------------------------------------------------------------- end to end (simulator)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_cli(*argv: str | Path) -> subprocess.Popen[str]:
+    # PYTHONPATH: the checkout's package, whatever the installed copy looks like.
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "llm_api_client", "run", *map(str, argv)]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def wait_for_rows(path: Path, count: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        if path.exists() and path.read_bytes().count(b"\n") >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {count} rows appeared in {path}")
+
+
+@pytest.mark.slow
+def test_interrupted_and_rerun_against_the_simulator(tmp_path: Path) -> None:
+    from llm_api_client.simulator import Simulator
+
+    n = 120
+    data = write_input(
+        tmp_path / "in.jsonl",
+        (batch_line(f"r{i}", f"question {i}", max_tokens=8) for i in range(n)),
+    )
+    out = tmp_path / "out.jsonl"
+    with Simulator(latency_ms=20) as sim:
+        common = ["-o", out, "--api-base", sim.base_url, "--api-key", SENTINEL_KEY]
+        first = start_cli(data, *common, "--max-requests-per-minute", "600")
+        wait_for_rows(out, 15, first)
+        first.send_signal(signal.SIGINT)
+        stdout, stderr = first.communicate(timeout=60)
+        assert first.returncode == 130, stderr
+        interrupted = answers(out)
+        assert 15 <= len(interrupted) < n
+        assert "not started" in stdout
+
+        second = start_cli(data, *common, "--max-requests-per-minute", "6000", "--quiet")
+        stdout2, stderr2 = second.communicate(timeout=90)
+        assert second.returncode == 0, stderr2
+        final = answers(out)
+        assert final == {f"r{i}": f"echo: question {i}" for i in range(n)}
+        received = sim.stats()["received_by_key"]
+        assert sum(received.values()) == n
+        assert set(received.values()) == {1}  # nothing answered was ever sent again
+    for text in (out.read_text(), stdout, stderr, stdout2, stderr2):
+        assert SENTINEL_KEY not in text
+
+
+# ------------------------------------------------------------------------------- progress
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def result(ok: bool = True, tokens: int = 15, cost: float = 0.01) -> Result:
+    usage = UsageRecord(
+        index=0, model="m", prompt_tokens=tokens - 5, completion_tokens=5, cost=cost
+    )
+    if ok:
+        return Result(0, response=FakeResponse("x"), usage=usage)
+    return Result(0, error=InternalServerError("boom", status_code=500), usage=usage)
+
+
+def test_progress_counts_results_tokens_and_cost() -> None:
+    clock, stream = FakeClock(), io.StringIO()
+    with Progress(10, file=stream, clock=clock) as progress:
+        for ok in (True, True, False):
+            clock.now += 1
+            progress.update(result(ok))
+        progress.advance()  # a malformed line
+        progress.skip(2)  # two blank lines
+    assert (progress.succeeded, progress.failed, progress.done) == (2, 2, 4)
+    assert (progress.tokens, round(progress.cost, 4)) == (45, 0.03)
+    assert progress.requests_per_minute == pytest.approx(4 * 60 / 3)
+    assert "4/8" in stream.getvalue()
+    assert "$0.0300" in stream.getvalue()
+    assert "2 ok, 2 failed" in progress.summary()
+    assert "Progress(done=4/8" in repr(progress)
+
+
+def test_progress_with_unknown_total_and_quiet_mode() -> None:
+    stream = io.StringIO()
+    with Progress(None, file=stream, clock=FakeClock()) as progress:
+        progress.update(result())
+    assert "1 [" in stream.getvalue()
+    quiet_stream = io.StringIO()
+    with Progress(5, quiet=True, file=quiet_stream) as quiet:
+        quiet.update(result())
+    assert quiet_stream.getvalue() == ""
+    assert quiet.done == 1
+
+
+def test_progress_initial_rows_count_as_done_but_not_as_rate() -> None:
+    clock, stream = FakeClock(), io.StringIO()
+    with Progress(10, initial=6, file=stream, clock=clock) as progress:
+        clock.now += 60
+        progress.update(result())
+    assert "7/10" in stream.getvalue()
+    assert progress.requests_per_minute == pytest.approx(1.0)
+
+
+RATE_CASES = [
+    # (seconds at which results arrive (15 tokens each), now, expected requests/min)
+    ([], 5.0, 0.0),
+    ([0.5], 0.6, 60.0),  # under one second: counted over one second
+    ([0.0, 1.0, 2.0, 3.0], 4.0, 60.0),  # one per second
+    ([0.0] * 10 + [100.0], 100.5, 60.0),  # the burst 100 s ago left the window
+    ([float(s) for s in range(0, 120)], 120.0, 60.0),
+]
+
+
+@pytest.mark.parametrize(("arrivals", "now", "per_minute"), RATE_CASES)
+def test_rate_window(arrivals: list[float], now: float, per_minute: float) -> None:
+    window = RateWindow(seconds=60)
+    for at in arrivals:
+        window.add(at, 15)
+    requests, tokens = window.per_minute(now)
+    assert requests == pytest.approx(per_minute, rel=0.05)
+    assert tokens == pytest.approx(15 * requests)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(4.25, "4.2s"), (75.3, "1m15s"), (3725, "1h02m05s"), (0, "0.0s")]
+)
+def test_format_duration(seconds: float, text: str) -> None:
+    assert format_duration(seconds) == text

@@ -126,9 +126,12 @@ class RequestFeed:
     (malformed, duplicate lines) are queued in ``others`` for the writing loop.
     """
 
-    def __init__(self, entries: Iterator[InputEntry], defaults: Mapping[str, Any]) -> None:
+    def __init__(
+        self, entries: Iterator[InputEntry], defaults: Mapping[str, Any], size_hint: int
+    ) -> None:
         self._entries = entries
         self._defaults = dict(defaults)
+        self._size_hint = size_hint
         self.pending: dict[int, BatchRequest] = {}
         self.others: deque[MalformedLine | DuplicateLine] = deque()
 
@@ -141,6 +144,11 @@ class RequestFeed:
             self.pending[index] = entry
             index += 1
             yield self._prepare(entry.body)
+
+    def __len__(self) -> int:
+        """At most how many requests this feed yields: lets the engine size its workers (a
+        small file runs on threads of this process, without starting worker processes)."""
+        return self._size_hint
 
     def _prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         _register_credentials(body)
@@ -305,8 +313,8 @@ class BatchRun:
             return 2
         done = compact_output(self.output_path)
         reader = InputReader(self.args.input, done=done)
-        feed = RequestFeed(iter(reader), self._defaults())
         total = count_lines(self.args.input)
+        feed = RequestFeed(iter(reader), self._defaults(), size_hint=max(0, total - len(done)))
         tracker = self._send(feed, Progress(total, self.args.quiet, initial=min(len(done), total)))
         self.stats.already_done = reader.already_done
         self._summarize(tracker)
@@ -317,19 +325,20 @@ class BatchRun:
 
     def _send(self, feed: RequestFeed, progress: Progress) -> Any:
         partial = f"{self.failures_path}.partial"
-        with (
-            JsonlAppender(self.output_path) as output,
-            JsonlAppender(partial, truncate=True) as failures,
-            progress,
-        ):
-            recorder = Recorder(output, failures, progress, self.stats, self.notices)
-            client = self._make_client(self.args)
-            try:
+        client = self._make_client(self.args)
+        try:
+            with (
+                JsonlAppender(self.output_path) as output,
+                JsonlAppender(partial, truncate=True) as failures,
+                progress,
+            ):
+                recorder = Recorder(output, failures, progress, self.stats, self.notices)
                 self._drive(client, feed, recorder)
-            finally:
-                client.close()
+        finally:
+            client.close()
+            if os.path.exists(partial):
+                self._publish_failures(partial)
         self._progress_summary = progress.summary()
-        self._publish_failures(partial)
         return getattr(client, "tracker", None)
 
     def _drive(self, client: Any, feed: RequestFeed, recorder: Recorder) -> None:
