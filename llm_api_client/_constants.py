@@ -99,3 +99,8 @@ DEFAULT_RATE_LIMIT_PAUSE_SECONDS = 1.0
 # a batch); at most this many entries (about 16 MB at worst), emptied when full.
 SMALL_TEXT_CACHE_CHARS = 512
 SMALL_TEXT_CACHE_ENTRIES = 32_768
+
+# The shared limiter's lock is held for microseconds (a thread holding it may wait for the GIL
+# behind a few hundred others, well under a second). Held this long, its holder was killed inside
+# acquire, and a waiter breaks it rather than hang every process.
+STALE_LOCK_SECONDS = 30.0

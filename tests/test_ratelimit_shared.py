@@ -87,6 +87,29 @@ def test_forked_workers_share_the_parents_state_and_do_not_unlink() -> None:
     assert not os.path.exists(f"/dev/shm/{limiter.name}")
 
 
+def die_holding_the_lock(limiter: SharedMemoryRateLimiter) -> None:
+    limiter._lock.lock.acquire()  # as if killed inside acquire
+    os._exit(0)
+
+
+def test_a_lock_left_by_a_killed_worker_is_broken(caplog: pytest.LogCaptureFixture) -> None:
+    limits = Limits(requests_per_minute=600)
+    with SharedMemoryRateLimiter(limits, context=FORK, stale_lock_seconds=0.2) as limiter:
+        worker = FORK.Process(target=die_holding_the_lock, args=(limiter,))
+        worker.start()
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+        assert limiter.acquire(Cost()) == 0.0
+        assert limiter.acquire(Cost()) == 0.0  # and the lock works normally afterwards
+        assert "holder died" in caplog.text
+
+
+def test_repr_of_a_closed_limiter() -> None:
+    limiter = SharedMemoryRateLimiter(Limits(requests_per_minute=60))
+    limiter.close()
+    assert repr(limiter) == f"SharedMemoryRateLimiter(closed, name={limiter.name!r})"
+
+
 def test_pickling_outside_process_start_is_refused() -> None:
     limiter = SharedMemoryRateLimiter(Limits(requests_per_minute=60))
     with limiter, pytest.raises(RuntimeError):

@@ -11,6 +11,10 @@ slots = 192 bytes) lives in one ``multiprocess.shared_memory.SharedMemory`` bloc
   ``context=`` that start method's context). The child maps the block without registering it
   with the resource tracker, which in Python 3.11 would unlink it (or warn) when the child exits.
 
+A worker killed while it holds the lock (SIGKILL, ``terminate()``) would leave every process
+waiting forever; the lock is held for microseconds, so a waiter that finds it taken for
+``stale_lock_seconds`` breaks it (with a warning) instead.
+
 Exactly one process owns the block: the one that created it. Its ``close()`` (idempotent; also
 run when the limiter is garbage-collected or the interpreter exits) unmaps and unlinks it;
 ``close()`` anywhere else only unmaps. Close the owner after the workers have finished.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import _posixshmem  # CPython's POSIX shm module, which multiprocess uses too
 import contextlib
+import logging
 import mmap
 import os
 import time
@@ -36,11 +41,14 @@ from typing import Any, cast
 import multiprocess
 from multiprocess.shared_memory import SharedMemory
 
+from llm_api_client._constants import STALE_LOCK_SECONDS
 from llm_api_client.ratelimit import bucket
 from llm_api_client.ratelimit.base import Clock, Limits, Sleep
 from llm_api_client.ratelimit.core import LockedStateRateLimiter
 
 __all__ = ["SharedMemoryRateLimiter"]
+
+logger = logging.getLogger(__name__)
 
 _SLOT_BYTES = 8  # float64
 
@@ -97,6 +105,32 @@ class _Segment:
         self._owner_pid = -1
 
 
+class _BreakableLock:
+    """The process-shared lock, broken by a waiter when its holder died holding it."""
+
+    def __init__(self, lock: Any, stale_after: float) -> None:
+        self.lock = lock
+        self.stale_after = stale_after
+
+    def __enter__(self) -> None:
+        if not self.lock.acquire(True, self.stale_after):
+            self._break()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.lock.release()
+
+    def _break(self) -> None:
+        logger.warning(
+            "the rate limiter's lock was held for %.0f s, so its holder died inside acquire;"
+            " breaking it",
+            self.stale_after,
+        )
+        with contextlib.suppress(ValueError):  # another waiter broke it first
+            self.lock.release()
+        if not self.lock.acquire(True, self.stale_after):
+            raise RuntimeError("the rate limiter's lock cannot be taken even after breaking it")
+
+
 class SharedMemoryRateLimiter(LockedStateRateLimiter):
     """A token-bucket limiter shared by every thread of every process that holds it."""
 
@@ -107,12 +141,13 @@ class SharedMemoryRateLimiter(LockedStateRateLimiter):
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
         context: Any = None,
+        stale_lock_seconds: float = STALE_LOCK_SECONDS,
     ) -> None:
         self.limits = limits
         self._configured = bucket.configured_limits(limits)
         self._clock = clock
         self._sleep = sleep
-        self._lock = (context or multiprocess).Lock()
+        self._lock = _BreakableLock((context or multiprocess).Lock(), stale_lock_seconds)
         self._attach(_Segment.create(bucket.initial_state(limits, clock())))
 
     def _attach(self, segment: _Segment) -> None:
@@ -128,6 +163,11 @@ class SharedMemoryRateLimiter(LockedStateRateLimiter):
     def close(self) -> None:
         """Unmap the block; the creating process also unlinks it. Idempotent."""
         self._finalizer()
+
+    def __repr__(self) -> str:
+        if not self._finalizer.alive:
+            return f"{type(self).__name__}(closed, name={self.name!r})"
+        return super().__repr__()
 
     def __enter__(self) -> SharedMemoryRateLimiter:
         return self
