@@ -6,6 +6,7 @@ Nothing here sleeps for real: ``FakeClock.sleep`` moves the clock, so every wait
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -192,6 +193,27 @@ def test_max_delay_zero_admits_only_what_is_available_now(make_limiter: MakeLimi
         except RateLimitDelayExceeded:
             pass
     assert admitted == 5
+
+
+def test_threads_contending_admit_exactly_capacity(make_limiter: MakeLimiter) -> None:
+    # A bucket of 300 requests refilled at one per minute; 8 threads x 100 immediate attempts.
+    limiter = make_limiter(Limits(requests_per_minute=1, burst_seconds=60.0 * 300))
+    admitted = [0] * 8
+
+    def run(slot: int) -> None:
+        for _ in range(100):
+            try:
+                limiter.acquire(Cost(), max_delay=0)
+                admitted[slot] += 1
+            except RateLimitDelayExceeded:
+                pass
+
+    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(admitted) == 300 == limiter.snapshot().admitted
 
 
 # --- refunds ------------------------------------------------------------------------------------
@@ -387,6 +409,7 @@ arrivals = st.lists(
     st.tuples(
         st.floats(min_value=0, max_value=2, allow_nan=False),  # idle gap before the request
         st.integers(min_value=0, max_value=900),  # tokens
+        st.sampled_from([0.0, 0.0, 0.0, 0.5, 3.0]),  # a 429 pauses for this long first
     ),
     min_size=1,
     max_size=60,
@@ -401,20 +424,24 @@ arrivals = st.lists(
     backend=st.sampled_from([InProcessRateLimiter, SharedMemoryRateLimiter]),
 )
 def test_no_window_admits_more_than_burst_plus_rate_times_window(
-    arrivals: list[tuple[float, int]], tpm: int, burst: float, backend: type[LockedStateRateLimiter]
+    arrivals: list[tuple[float, int, float]],
+    tpm: int,
+    burst: float,
+    backend: type[LockedStateRateLimiter],
 ) -> None:
     clock = FakeClock()
-    limits = Limits(tokens_per_minute=tpm, burst_seconds=burst)
+    limits = Limits(requests_per_minute=6 * tpm, tokens_per_minute=tpm, burst_seconds=burst)
     limiter = backend(limits, clock=clock, sleep=clock.sleep)  # type: ignore[call-arg]
     try:
         rate, capacity = tpm / 60.0, tpm / 60.0 * burst
         admitted: list[tuple[float, int]] = []
-        for gap, tokens in arrivals:
+        for gap, tokens, pause in arrivals:
             clock.advance(gap)
+            limiter.pause(pause)
             tokens = min(tokens, tpm)
-            waited = limiter.acquire(Cost(input_tokens=tokens, requests=0))
-            # Nothing admissible waits forever: at most a full bucket plus the largest debt.
-            assert waited <= (capacity + tpm) / rate + 1e-6
+            waited = limiter.acquire(Cost(input_tokens=tokens))
+            # Nothing admissible waits forever: the pause, a full bucket and the largest debt.
+            assert waited <= pause + (capacity + tpm) / rate + 1e-6
             admitted.append((clock(), tokens))
     finally:
         limiter.close()
