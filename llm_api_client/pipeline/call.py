@@ -85,7 +85,8 @@ def execute(
                 response = attempts.send()
     except errors.LLMAPIClientError as error:
         return attempts.outcome(None, error)
-    _settle(limiter, cost, attempts.model, attempts.provider(response), response, settlement)
+    provider = request.get("custom_llm_provider")
+    _settle(limiter, cost, attempts.model, provider, response, settlement)
     return attempts.outcome(response, None)
 
 
@@ -166,6 +167,8 @@ class _Attempts:
         return str(found) if found else None
 
     def outcome(self, response: Any, error: errors.LLMAPIClientError | None) -> Outcome:
+        if error is not None and error.index is None:  # the limiter's errors know no index
+            error.index = self.index
         record = _record(self, response, error)
         return Outcome(self.index, response, error, record, self.headers)
 
