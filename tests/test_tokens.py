@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import struct
 from typing import Any
 
 import pytest
+import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tiktoken_ext import openai_public
 
 from llm_api_client import _offline
 from llm_api_client._constants import DEFAULT_MAX_OUTPUT_TOKENS
@@ -77,10 +80,16 @@ def test_encoding_is_cached() -> None:
     assert encoding_for_model("gpt-4o") is encoding_for_model("openai/gpt-4o-mini")
 
 
-def test_offline_cache_dir_points_at_litellm_bundled_files() -> None:
-    folder = os.environ["TIKTOKEN_CACHE_DIR"]
-    assert os.path.isdir(folder)
-    assert "litellm" in folder or folder  # a user-set value is respected as is
+def test_encodings_load_without_a_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert os.path.isdir(os.environ["TIKTOKEN_CACHE_DIR"])
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("tiktoken tried to download")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(requests.Session, "request", no_network)
+    for constructor in (openai_public.cl100k_base, openai_public.o200k_base):
+        assert constructor()["name"] in ("cl100k_base", "o200k_base")  # read from the cache dir
 
 
 # --------------------------------------------------------------------------------------------

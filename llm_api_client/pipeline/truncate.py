@@ -44,6 +44,7 @@ from llm_api_client._constants import (
     TIKTOKEN_CHUNK_CHARS,
     TRUNCATION_MARKER,
 )
+from llm_api_client._redact import redact_text
 from llm_api_client.errors import ContextWindowExceededError
 from llm_api_client.pipeline.tokens import count_request_tokens, encoding_for_model
 
@@ -114,7 +115,7 @@ def _context_window(
     logger.warning(
         "litellm does not know the context window of model %r; assuming %d tokens "
         "(set %s to change it).",
-        model,
+        redact_text(model),
         limit,
         MAX_CONTEXT_TOKENS_FALLBACK_ENV,
     )
