@@ -287,6 +287,26 @@ def test_a_pause_that_outlasts_max_delay_gives_the_reservation_back(
     assert snap.levels["requests"] == pytest.approx(0.0)  # the waiter's request came back
 
 
+class Cancelled(Exception):
+    pass
+
+
+def test_a_sleep_that_raises_cancels_and_gives_the_reservation_back(
+    make_limiter: MakeLimiter,
+) -> None:
+    limiter = make_limiter(Limits(requests_per_minute=60))
+    limiter.acquire(Cost())
+
+    def cancel(_: float) -> None:
+        raise Cancelled
+
+    clock_of(limiter).on_sleep = cancel
+    with pytest.raises(Cancelled):
+        limiter.acquire(Cost())
+    snap = limiter.snapshot()
+    assert (snap.waiters, snap.levels["requests"]) == (0, pytest.approx(0.0))
+
+
 # --- learning from headers ----------------------------------------------------------------------
 
 

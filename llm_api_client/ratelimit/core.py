@@ -47,15 +47,18 @@ class LockedStateRateLimiter(RateLimiter):
             shift = state[bucket.SHIFT]
             state[bucket.WAITERS] += 1
         try:
-            at = self._sleep_until(at, shift, costs, now, max_delay)
+            at = self._sleep_until(at, shift, now, max_delay)
+        except BaseException:
+            # Not admitted after all (max_delay passed during a pause, or the injected sleep
+            # raised to cancel): the request will not be sent, so its reservation comes back.
+            self.refund_costs(costs)
+            raise
         finally:
             with self._lock:
                 state[bucket.WAITERS] -= 1
         return at - now
 
-    def _sleep_until(
-        self, at: float, shift: float, costs: bucket.Costs, start: float, max_delay: float | None
-    ) -> float:
+    def _sleep_until(self, at: float, shift: float, start: float, max_delay: float | None) -> float:
         """Sleep until ``at``, moved back by any pause that a 429 started meanwhile."""
         while True:
             moved = self._state[bucket.SHIFT] - shift
@@ -63,7 +66,6 @@ class LockedStateRateLimiter(RateLimiter):
                 shift += moved
                 at += moved
                 if max_delay is not None and at - start > max_delay:
-                    self.refund_costs(costs)
                     raise bucket.delay_exceeded(at - start, max_delay)
             delay = at - self._clock()
             if delay <= 0 and self._state[bucket.SHIFT] == shift:

@@ -22,7 +22,11 @@ __all__ = ["InProcessRateLimiter"]
 
 
 class InProcessRateLimiter(LockedStateRateLimiter):
-    """A token-bucket limiter shared by the threads of one process."""
+    """A token-bucket limiter shared by the threads of one process.
+
+    ``clock`` and ``sleep`` are injected (tests pass a fake clock whose sleep moves it); a
+    ``sleep`` that raises (to cancel a batch) ends the acquisition and gives its reservation back.
+    """
 
     def __init__(
         self, limits: Limits, *, clock: Clock = time.monotonic, sleep: Sleep = time.sleep

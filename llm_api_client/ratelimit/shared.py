@@ -132,7 +132,12 @@ class _BreakableLock:
 
 
 class SharedMemoryRateLimiter(LockedStateRateLimiter):
-    """A token-bucket limiter shared by every thread of every process that holds it."""
+    """A token-bucket limiter shared by every thread of every process that holds it.
+
+    ``clock`` must be system-wide (``time.monotonic`` is, on Linux): times are compared across
+    processes. ``sleep`` as for ``InProcessRateLimiter``. ``context`` is the ``multiprocess``
+    context whose start method the workers use (default: the default one, fork on Linux).
+    """
 
     def __init__(
         self,
