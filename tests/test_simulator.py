@@ -501,3 +501,18 @@ def test_retry_after_rounds_up_to_whole_seconds() -> None:
         headers = chat(sim).headers
     assert headers["retry-after"] == str(math.ceil(2.5))
     assert headers["retry-after-ms"] == "2500"
+
+
+def test_a_taken_port_fails_at_start() -> None:
+    with Simulator() as first:
+        second = Simulator(port=first.port)
+        with pytest.raises(OSError):
+            second.start()
+        assert second.port is None and chat(first).status == 200
+
+
+def test_the_cli_rejects_impossible_settings(capsys: pytest.CaptureFixture[str]) -> None:
+    from llm_api_client.cli.main import main
+
+    assert main(["simulate", "--port", "0", "--fail-rate", "2"]) == 2
+    assert "fail_rate" in capsys.readouterr().err

@@ -12,6 +12,7 @@ import asyncio
 import signal
 import sys
 
+from llm_api_client.errors import ConfigurationError
 from llm_api_client.simulator.config import SimulatorConfig
 
 
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--context-window",
         type=int,
         default=defaults.context_window,
-        help="prompt + max_tokens above this draws 400 (default %(default)s)",
+        help="prompt + max_tokens above this draws 400; 0 disables (default %(default)s)",
     )
     add(
         "--completion-tokens",
@@ -73,15 +74,26 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         fail_status=args.fail_status,
         drop_rate=args.drop_rate,
         hang_rate=args.hang_rate,
-        context_window=args.context_window,
+        context_window=args.context_window or None,
         completion_tokens=args.completion_tokens,
         seed=args.seed,
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    asyncio.run(_serve(config))
+    try:
+        config = config_from_args(args)
+    except ConfigurationError as exc:
+        print(f"llm-api-client simulate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(config))
+    except OSError as exc:  # the port is taken, the host is not ours, ...
+        print(
+            f"llm-api-client simulate: cannot listen on {args.host}:{args.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
