@@ -399,8 +399,36 @@ def test_progress_bar_goes_to_stderr(
     assert "req/min" in err
 
 
-def test_a_missing_input_is_a_usage_error(client: FakeClient, tmp_path: Path) -> None:
-    assert run(tmp_path / "nope.jsonl", "-o", tmp_path / "out.jsonl") == 2
+def test_usage_errors(
+    client: FakeClient, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.jsonl"
+    cases = [
+        ([tmp_path / "nope.jsonl", "-o", out], "no such file"),
+        ([data, "-o", data], "must not be the input"),
+        ([data, "-o", out, "--failures", out], "must differ"),
+        ([data, "-o", tmp_path / "no" / "out.jsonl"], "no such directory"),
+    ]
+    for argv, message in cases:
+        assert run(*argv) == 2
+        assert message in capsys.readouterr().err
+    assert not client.sent
+    with pytest.raises(SystemExit):
+        run(data)  # --output is required
+
+
+def test_the_cli_api_key_is_redacted_from_error_messages(
+    client: FakeClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = "plain-key-without-a-known-shape"
+    data = write_input(tmp_path / "in.jsonl", [batch_line("a", "fail")])
+    out = tmp_path / "out.jsonl"
+    assert run(data, "-o", out, "--api-key", key) == 1
+    assert client.sent[0]["api_key"] == key
+    assert "boom for [REDACTED]" in out.read_text()
+    captured = capsys.readouterr()
+    for text in (out.read_text(), captured.out, captured.err):
+        assert key not in text
 
 
 def test_errors_from_the_engine_are_rows_not_crashes(client: FakeClient, tmp_path: Path) -> None:

@@ -308,9 +308,11 @@ class BatchRun:
         self._progress_summary = ""
 
     def execute(self) -> int:
-        if not os.path.isfile(self.args.input):
-            print(f"llm-api-client run: no such file: {self.args.input}", file=self._err)
+        problem = self._usage_problem()
+        if problem:
+            print(f"llm-api-client run: {problem}", file=self._err)
             return 2
+        register_secret(self.args.api_key)
         done = compact_output(self.output_path)
         reader = InputReader(self.args.input, done=done)
         total = count_lines(self.args.input)
@@ -319,6 +321,20 @@ class BatchRun:
         self.stats.already_done = reader.already_done
         self._summarize(tracker)
         return self.stats.exit_code()
+
+    def _usage_problem(self) -> str | None:
+        source, output = self.args.input, self.output_path
+        if not os.path.isfile(source):
+            return f"no such file: {source}"
+        if os.path.exists(output) and os.path.samefile(output, source):
+            return "--output must not be the input file"
+        if os.path.abspath(output) == os.path.abspath(self.failures_path):
+            return "--failures must differ from --output"
+        for name, path in (("--output", output), ("--failures", self.failures_path)):
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                return f"{name}: no such directory: {folder}"
+        return None
 
     def _defaults(self) -> dict[str, Any]:
         return {k: getattr(self.args, k) for k in _DEFAULT_KEYS if getattr(self.args, k)}
