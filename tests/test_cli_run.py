@@ -578,3 +578,32 @@ def test_rate_window(arrivals: list[float], now: float, per_minute: float) -> No
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+@pytest.mark.slow
+def test_killed_and_rerun_against_the_simulator(tmp_path: Path) -> None:
+    from llm_api_client.simulator import Simulator
+
+    n = 100
+    data = write_input(
+        tmp_path / "in.jsonl",
+        (batch_line(f"r{i}", f"question {i}", max_tokens=8) for i in range(n)),
+    )
+    out = tmp_path / "out.jsonl"
+    with Simulator(latency_ms=20) as sim:
+        common = ["-o", out, "--api-base", sim.base_url, "--api-key", SENTINEL_KEY, "--quiet"]
+        first = start_cli(data, *common, "--max-requests-per-minute", "600")
+        wait_for_rows(out, 10, first)
+        first.kill()  # SIGKILL: no cleanup, no summary
+        first.communicate(timeout=30)
+        written = {cid for cid, content in answers(out).items() if content is not None}
+        assert written
+
+        second = start_cli(data, *common, "--max-requests-per-minute", "6000")
+        _, stderr = second.communicate(timeout=90)
+        assert second.returncode == 0, stderr
+        assert answers(out) == {f"r{i}": f"echo: question {i}" for i in range(n)}
+        received = sim.stats()["received_by_key"]
+    # What was written before the kill was never sent again; only what was in flight then was.
+    assert all(received[f"question {cid[1:]}"] == 1 for cid in written)
+    assert set(received) == {f"question {i}" for i in range(n)}

@@ -153,7 +153,7 @@ class RequestFeed:
     def _prepare(self, body: dict[str, Any]) -> dict[str, Any]:
         _register_credentials(body)
         missing = {k: v for k, v in self._defaults.items() if k not in body}
-        return {**body, **missing} if missing else body
+        return {**body, **missing}  # a copy: the failures file needs the row as it was read
 
     def take(self, index: int) -> BatchRequest:
         return self.pending.pop(index)
@@ -169,6 +169,7 @@ def _register_credentials(body: Mapping[str, Any]) -> None:
     for key, value in body.items():
         if is_secret_key(key) and isinstance(value, str):
             register_secret(value)
+            register_secret(value.removeprefix("Bearer ").strip())
         elif key in ("extra_headers", "headers") and isinstance(value, Mapping):
             _register_credentials(value)
 
