@@ -13,7 +13,22 @@ Modules: ``limits`` (the windowed buckets), ``faults``, ``stats``, ``tokens`` (p
 CLI: ``llm-api-client simulate --port 8000 --rpm 60``.
 """
 
-from llm_api_client.simulator.background import Simulator
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from llm_api_client.simulator.config import SimulatorConfig
 
+if TYPE_CHECKING:
+    from llm_api_client.simulator.background import Simulator
+
 __all__ = ["Simulator", "SimulatorConfig"]
+
+
+def __getattr__(name: str) -> Any:
+    # aiohttp (about half a second) loads only when a simulator is wanted, not for the CLI's help.
+    if name == "Simulator":
+        from llm_api_client.simulator.background import Simulator
+
+        return Simulator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
