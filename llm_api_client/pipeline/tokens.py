@@ -47,7 +47,7 @@ import functools
 import math
 import re
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import tiktoken
@@ -476,6 +476,3 @@ def _format_type(props: Any, indent: int) -> str:
     if kind == "object":
         return f"{{\n{_format_object(props, indent + 2)}\n}}"
     return _SCALAR_TYPES.get(kind, "any")
-
-
-CountFunction = Callable[[Mapping[str, Any]], int]
