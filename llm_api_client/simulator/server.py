@@ -145,7 +145,7 @@ class SimulatorServer:
         headers = self._base_headers()
         try:
             chat = parse_chat(json.loads(await request.read()))
-        except (ValueError, BadRequest) as exc:
+        except ValueError as exc:  # BadRequest, or JSON that does not parse
             return self._invalid(exc, headers)
         self.stats.on_received(chat.key)
         prompt = tokens.count_prompt(chat.model, chat.messages, chat.tools)
@@ -178,8 +178,8 @@ class SimulatorServer:
 
     def _completion(self, chat: ChatRequest, prompt: int, headers: dict[str, str]) -> web.Response:
         length = self.config.completion_tokens
-        limited = chat.max_output is not None and chat.max_output < length
-        per_choice = chat.max_output if limited and chat.max_output else length
+        per_choice = min(chat.max_output or length, length)
+        limited = per_choice < length  # cut short by max_tokens, as OpenAI reports it
         completion = chat.n * per_choice
         self.stats.on_answered(prompt, completion)
         body = responses.chat_completion(
@@ -233,7 +233,9 @@ class SimulatorServer:
         return {"x-request-id": f"req_{self._id_prefix}{next(self._ids):08x}"}
 
 
-async def serve_until(config: SimulatorConfig, stop: asyncio.Event, ready: Callable[[int], None]):
+async def serve_until(
+    config: SimulatorConfig, stop: asyncio.Event, ready: Callable[[int], None]
+) -> None:
     """Run a simulator on the current loop until ``stop`` is set; call ``ready(port)`` once up."""
     server = SimulatorServer(config)
     await server.start()
