@@ -424,7 +424,7 @@ class BatchRun:
             name = signal.Signals(s.signal).name
             yield f"interrupted by {name}: rerun the same command to resume"
         if s.stop_reason == "budget":
-            yield f"spend cap of ${self.args.max_cost} reached: raise --max-cost and rerun"
+            yield f"spend cap of {_usd(self.args.max_cost)} reached: raise --max-cost and rerun"
         if s.stop_reason == "timeout":
             yield f"the {self.args.timeout} s timeout ran out: rerun to continue"
         if s.credentials_removed:
@@ -432,6 +432,11 @@ class BatchRun:
                 f"credentials removed from {s.credentials_removed:,} rows of the failures file: "
                 "pass --api-key when re-running it"
             )
+
+
+def _usd(amount: float) -> str:
+    """``10.0`` -> ``$10``; ``0.00005`` -> ``$0.00005`` (not ``$5e-05``)."""
+    return "$" + f"{amount:,.6f}".rstrip("0").rstrip(".")
 
 
 def _breakdown(errors: Mapping[str, int]) -> str:
