@@ -403,7 +403,7 @@ def test_usage_errors(
     client: FakeClient, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out.jsonl"
-    cases = [
+    cases: list[tuple[list[str | Path], str]] = [
         ([tmp_path / "nope.jsonl", "-o", out], "no such file"),
         ([data, "-o", data], "must not be the input"),
         ([data, "-o", out, "--failures", out], "must differ"),
@@ -473,7 +473,14 @@ def test_interrupted_and_rerun_against_the_simulator(tmp_path: Path) -> None:
     )
     out = tmp_path / "out.jsonl"
     with Simulator(latency_ms=20) as sim:
-        common = ["-o", out, "--api-base", sim.base_url, "--api-key", SENTINEL_KEY]
+        common: list[str | Path] = [
+            "-o",
+            out,
+            "--api-base",
+            sim.base_url,
+            "--api-key",
+            SENTINEL_KEY,
+        ]
         first = start_cli(data, *common, "--max-requests-per-minute", "600")
         wait_for_rows(out, 15, first)
         first.send_signal(signal.SIGINT)
@@ -591,7 +598,8 @@ def test_killed_and_rerun_against_the_simulator(tmp_path: Path) -> None:
     )
     out = tmp_path / "out.jsonl"
     with Simulator(latency_ms=20) as sim:
-        common = ["-o", out, "--api-base", sim.base_url, "--api-key", SENTINEL_KEY, "--quiet"]
+        common: list[str | Path] = ["-o", out, "--api-base", sim.base_url, "--quiet"]
+        common += ["--api-key", SENTINEL_KEY]
         first = start_cli(data, *common, "--max-requests-per-minute", "600")
         wait_for_rows(out, 10, first)
         first.kill()  # SIGKILL: no cleanup, no summary
