@@ -6,6 +6,9 @@ neither tiktoken nor our short-text cache sees the same text twice where it woul
 
     pytest benchmarks/test_pipeline_bench.py --benchmark-columns=min,mean,ops
 
+On a shared machine, measure CPU time instead of wall time (what one core spends, whatever
+else runs): add ``--benchmark-timer=time.process_time``.
+
 ``extra_info`` holds the figures that matter: tokens per second, microseconds per call, from
 the best round (``min``) and the mean: on a shared machine the best round is the one least
 disturbed by other processes. The short-text count cache is emptied before every round, so
