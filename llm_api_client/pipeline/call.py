@@ -27,7 +27,7 @@ from llm_api_client._constants import (
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
     MAX_RETRY_AFTER_SECONDS,
 )
-from llm_api_client._redact import is_secret_key
+from llm_api_client._redact import SECRET_KEYS
 from llm_api_client.pipeline.retry import RetryPolicy
 from llm_api_client.pipeline.translate import translate_exception
 from llm_api_client.pricing import cost_of
@@ -199,7 +199,7 @@ def response_headers(response: Any) -> dict[str, str]:
             name = name[len(_PROVIDER_PREFIX) :]
             if name in headers:
                 continue
-        if value is not None and not is_secret_key(name):
+        if value is not None and name not in SECRET_KEYS:
             headers[name] = str(value)
     return headers
 
