@@ -104,3 +104,12 @@ SMALL_TEXT_CACHE_ENTRIES = 32_768
 # behind a few hundred others, well under a second). Held this long, its holder was killed inside
 # acquire, and a waiter breaks it rather than hang every process.
 STALE_LOCK_SECONDS = 30.0
+
+# Rate limiter slow start (``probe_seconds``): the first request goes alone and the others wait
+# for the provider's first answer (its x-ratelimit-limit-* headers reach ``observe``), at most this
+# long, polling this often. Measured against the simulator at 600 RPM with the client set to
+# 100,000 RPM, 2 workers x 30 threads, 60 requests: 49 answered 429 without it, 0 with it. The
+# answer usually comes after one latency; the cap matters only when none comes (no headers,
+# connection errors), and must cover a cold worker's first litellm call (2-4 s under load).
+DEFAULT_PROBE_SECONDS = 10.0
+PROBE_POLL_SECONDS = 0.02

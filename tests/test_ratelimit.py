@@ -8,11 +8,13 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llm_api_client._constants import PROBE_POLL_SECONDS
 from llm_api_client.errors import ConfigurationError, RateLimitDelayExceeded, RequestTooLargeError
 from llm_api_client.ratelimit import (
     Cost,
@@ -58,9 +60,9 @@ def make_limiter(request: pytest.FixtureRequest) -> Iterator[Callable[..., RateL
     made: list[RateLimiter] = []
     backend = {"memory": InProcessRateLimiter, "shared": SharedMemoryRateLimiter}[request.param]
 
-    def make(limits: Limits, clock: FakeClock | None = None) -> RateLimiter:
+    def make(limits: Limits, clock: FakeClock | None = None, **options: Any) -> RateLimiter:
         clock = clock or FakeClock()
-        limiter = backend(limits, clock=clock, sleep=clock.sleep)
+        limiter = backend(limits, clock=clock, sleep=clock.sleep, **options)
         made.append(limiter)
         return limiter
 
@@ -395,6 +397,49 @@ def test_a_limit_far_above_the_providers_converges_after_few_429s(
             limiter.pause(1.0)
     assert provider.rejected <= 3
     assert clock() - start == pytest.approx(120, rel=0.05)  # the provider's pace, not slower
+
+
+# --- slow start ---------------------------------------------------------------------------------
+
+
+def test_slow_start_holds_the_others_until_the_first_answer(make_limiter: MakeLimiter) -> None:
+    limiter = make_limiter(Limits(requests_per_minute=600), probe_seconds=2.0)
+    assert limiter.acquire(Cost()) == 0.0  # the probe goes alone
+    clock = clock_of(limiter)
+    clock.on_sleep = lambda _: limiter.observe({"x-ratelimit-limit-requests": "60"})
+    waited = limiter.acquire(Cost())  # held until the answer, then paced at the learned 60/min
+    assert clock.sleeps[0] == PROBE_POLL_SECONDS
+    assert waited == pytest.approx(1.0)  # one second after the probe, as 60/min wants
+    assert limiter.snapshot().rates_per_minute == pytest.approx({"requests": 60})
+    assert limiter.acquire(Cost()) == pytest.approx(1.0)  # no more holding
+
+
+def test_slow_start_gives_up_waiting_after_probe_seconds(make_limiter: MakeLimiter) -> None:
+    limiter = make_limiter(Limits(requests_per_minute=600), probe_seconds=2.0)
+    limiter.acquire(Cost())
+    assert limiter.acquire(Cost()) == pytest.approx(2.0)  # no answer: the probe expires
+    assert limiter.acquire(Cost()) == 0.0
+
+
+def test_a_429_ends_slow_start(make_limiter: MakeLimiter) -> None:
+    limiter = make_limiter(Limits(requests_per_minute=600), probe_seconds=2.0)
+    limiter.acquire(Cost())
+    limiter.pause(0.5)
+    assert limiter.acquire(Cost()) == pytest.approx(0.5)
+
+
+def test_slow_start_counts_against_max_delay(make_limiter: MakeLimiter) -> None:
+    limiter = make_limiter(Limits(requests_per_minute=600), probe_seconds=2.0)
+    limiter.acquire(Cost())
+    with pytest.raises(RateLimitDelayExceeded):
+        limiter.acquire(Cost(), max_delay=0.5)
+    assert limiter.snapshot().admitted == 1
+
+
+@pytest.mark.parametrize("value", [-1.0, math.nan, math.inf])
+def test_impossible_probe_seconds(make_limiter: MakeLimiter, value: float) -> None:
+    with pytest.raises(ConfigurationError, match="probe_seconds"):
+        make_limiter(Limits(), probe_seconds=value)
 
 
 # --- observability ------------------------------------------------------------------------------

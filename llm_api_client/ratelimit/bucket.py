@@ -25,8 +25,8 @@ Layout (float64 slots, native byte order; ``SLOTS`` in all)::
     3  WAITERS       callers sleeping until their admission time
     4  ADMITTED      acquisitions admitted so far
     5  SHIFT         total seconds the schedule was pushed back by pauses (waiters add it)
-    6  (reserved)
-    7  (reserved)
+    6  PROBE_UNTIL   slow start: inf = armed, t = others wait until t (or news), 0 = off
+    7  PROBE_SECONDS how long the first request may keep the others waiting
     8 + 4*i + 0  RATE      bucket i's refill per second; 0 = unlimited (bucket off)
     8 + 4*i + 1  CAPACITY  bucket i's burst, in its unit (requests or tokens)
     8 + 4*i + 2  TAT       bucket i's theoretical arrival time (clock time)
@@ -53,7 +53,7 @@ Costs = tuple[float, float, float, float]
 
 BUCKETS = ("requests", "tokens", "input_tokens", "output_tokens")
 LAYOUT_VERSION = 1.0
-LAYOUT, PAUSED_UNTIL, PAUSES, WAITERS, ADMITTED, SHIFT = range(6)
+LAYOUT, PAUSED_UNTIL, PAUSES, WAITERS, ADMITTED, SHIFT, PROBE_UNTIL, PROBE_SECONDS = range(8)
 HEADER_SLOTS = 8
 FIELDS = 4
 RATE, CAPACITY, TAT, LEARNED = range(FIELDS)
@@ -91,9 +91,14 @@ def capacity_for(index: int, per_minute: float, burst_seconds: float) -> float:
     return capacity
 
 
-def initial_state(limits: Limits, now: float) -> list[float]:
-    """A new state with every configured bucket full at ``now``."""
+def initial_state(limits: Limits, now: float, probe_seconds: float = 0.0) -> list[float]:
+    """A new state with every configured bucket full at ``now``; ``probe_seconds``: slow start."""
+    if not (math.isfinite(probe_seconds) and probe_seconds >= 0):
+        raise ConfigurationError(f"probe_seconds must be >= 0, got {probe_seconds!r}")
     state = [0.0] * SLOTS
+    if probe_seconds > 0:
+        state[PROBE_UNTIL] = math.inf
+        state[PROBE_SECONDS] = probe_seconds
     for index, per_minute in enumerate(configured_limits(limits)):
         if per_minute is not None:
             base = _BASES[index]
@@ -209,7 +214,11 @@ def learn_limit(
     burst_seconds: float,
     now: float,
 ) -> None:
-    """A provider's per-minute limit: run at ``min(configured, per_minute)``, keeping the level."""
+    """A provider's per-minute limit: run at ``min(configured, per_minute)``.
+
+    What was already spent (capacity - level) stays spent: the requests just sent count against
+    the new, smaller bucket too, so a lowered limit does not let a second wave through.
+    """
     if not (math.isfinite(per_minute) and per_minute > 0):
         return
     base = _BASES[index]
@@ -217,11 +226,38 @@ def learn_limit(
     if target / 60.0 == state[base + RATE]:
         return
     current = level(state, index, now)
+    spent = state[base + CAPACITY] - current if math.isfinite(current) else 0.0  # 0: was off
     state[base + RATE] = target / 60.0
     state[base + CAPACITY] = capacity_for(index, target, burst_seconds)
     state[base + LEARNED] = target if configured is None or target < configured else 0.0
-    # An unlimited bucket that a header turned on starts full.
-    set_level(state, index, current if math.isfinite(current) else math.inf, now)
+    set_level(state, index, state[base + CAPACITY] - spent, now)
+
+
+def probe_hold(state: State, now: float) -> float:
+    """Seconds a caller must hold back because the first request is still probing; 0 to go on.
+
+    Slow start: until the provider has answered once (``heard``), limits configured far above
+    the provider's would let a whole first wave of threads through to draw 429s. So the first
+    request goes alone and the others wait for its answer, at most ``PROBE_SECONDS``.
+    """
+    until = state[PROBE_UNTIL]
+    if until == math.inf:
+        return 0.0
+    if until <= now:
+        heard(state)  # no answer in time: give up waiting for one
+        return 0.0
+    return until - now
+
+
+def start_probe(state: State, at: float) -> None:
+    """The first request was admitted at ``at``: the others wait for its answer from now on."""
+    if state[PROBE_UNTIL] == math.inf:
+        state[PROBE_UNTIL] = at + state[PROBE_SECONDS]
+
+
+def heard(state: State) -> None:
+    """The provider answered: slow start is over."""
+    state[PROBE_UNTIL] = 0.0
 
 
 def pause(state: State, seconds: float, now: float) -> None:

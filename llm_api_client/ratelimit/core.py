@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from llm_api_client._constants import PROBE_POLL_SECONDS
 from llm_api_client.ratelimit import bucket
 from llm_api_client.ratelimit.base import (
     Clock,
@@ -39,15 +40,25 @@ class LockedStateRateLimiter(RateLimiter):
     def acquire(self, cost: Cost, *, max_delay: float | None = None) -> float:
         costs = bucket.costs_of(cost)
         state = self._state
-        with self._lock:
-            now = self._clock()
-            at = bucket.reserve(state, costs, now, max_delay)
-            if at <= now:
-                return 0.0
-            shift = state[bucket.SHIFT]
-            state[bucket.WAITERS] += 1
+        start = None
+        while True:
+            with self._lock:
+                now = self._clock()
+                start = now if start is None else start
+                hold = bucket.probe_hold(state, now) if state[bucket.PROBE_UNTIL] else 0.0
+                if not hold:
+                    left = None if max_delay is None else max_delay - (now - start)
+                    at = bucket.reserve(state, costs, now, left)
+                    if state[bucket.PROBE_UNTIL]:
+                        bucket.start_probe(state, at)
+                    if at <= now:
+                        return now - start
+                    shift = state[bucket.SHIFT]
+                    state[bucket.WAITERS] += 1
+                    break
+            self._hold_for_probe(hold, now - start, max_delay)
         try:
-            at = self._sleep_until(at, shift, now, max_delay)
+            at = self._sleep_until(at, shift, start, max_delay)
         except BaseException:
             # Not admitted after all (max_delay passed during a pause, or the injected sleep
             # raised to cancel): the request will not be sent, so its reservation comes back.
@@ -56,7 +67,13 @@ class LockedStateRateLimiter(RateLimiter):
         finally:
             with self._lock:
                 state[bucket.WAITERS] -= 1
-        return at - now
+        return at - start
+
+    def _hold_for_probe(self, hold: float, waited: float, max_delay: float | None) -> None:
+        """Wait a little while the first request's answer is awaited (slow start)."""
+        if max_delay is not None and waited + min(hold, PROBE_POLL_SECONDS) > max_delay:
+            raise bucket.delay_exceeded(waited + hold, max_delay)
+        self._sleep(min(hold, PROBE_POLL_SECONDS))
 
     def _sleep_until(self, at: float, shift: float, start: float, max_delay: float | None) -> float:
         """Sleep until ``at``, moved back by any pause that a 429 started meanwhile."""
@@ -83,25 +100,26 @@ class LockedStateRateLimiter(RateLimiter):
     def pause(self, seconds: float) -> None:
         with self._lock:
             bucket.pause(self._state, seconds, self._clock())
+            bucket.heard(self._state)
 
     def observe(self, headers: Mapping[str, str]) -> None:
         info = parse_rate_limit_headers(headers)
-        if not (info.limits or info.remaining):
-            return
         with self._lock:
-            now = self._clock()
-            for name, per_minute in info.limits.items():
-                index = bucket.BUCKETS.index(name)
-                bucket.learn_limit(
-                    self._state,
-                    index,
-                    per_minute,
-                    self._configured[index],
-                    self.limits.burst_seconds,
-                    now,
-                )
-            for name, remaining in info.remaining.items():
-                bucket.lower_level(self._state, bucket.BUCKETS.index(name), remaining, now)
+            if info.limits or info.remaining:
+                self._learn(info.limits, info.remaining, self._clock())
+            # Only now, with the provider's limits in place, may slow start's waiters go on.
+            bucket.heard(self._state)
+
+    def _learn(
+        self, limits: Mapping[str, float], remaining: Mapping[str, float], now: float
+    ) -> None:
+        for name, per_minute in limits.items():
+            index = bucket.BUCKETS.index(name)
+            configured = self._configured[index]
+            burst = self.limits.burst_seconds
+            bucket.learn_limit(self._state, index, per_minute, configured, burst, now)
+        for name, left in remaining.items():
+            bucket.lower_level(self._state, bucket.BUCKETS.index(name), left, now)
 
     def snapshot(self) -> LimiterSnapshot:
         with self._lock:

@@ -26,14 +26,21 @@ class InProcessRateLimiter(LockedStateRateLimiter):
 
     ``clock`` and ``sleep`` are injected (tests pass a fake clock whose sleep moves it); a
     ``sleep`` that raises (to cancel a batch) ends the acquisition and gives its reservation back.
+    ``probe_seconds`` > 0 turns on slow start: the first request goes alone and the others wait
+    for the provider's first answer (``observe`` or ``pause``), at most that long.
     """
 
     def __init__(
-        self, limits: Limits, *, clock: Clock = time.monotonic, sleep: Sleep = time.sleep
+        self,
+        limits: Limits,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+        probe_seconds: float = 0.0,
     ) -> None:
         self.limits = limits
         self._configured = bucket.configured_limits(limits)
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._state = bucket.initial_state(limits, clock())
+        self._state = bucket.initial_state(limits, clock(), probe_seconds)

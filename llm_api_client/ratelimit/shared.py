@@ -137,6 +137,7 @@ class SharedMemoryRateLimiter(LockedStateRateLimiter):
     ``clock`` must be system-wide (``time.monotonic`` is, on Linux): times are compared across
     processes. ``sleep`` as for ``InProcessRateLimiter``. ``context`` is the ``multiprocess``
     context whose start method the workers use (default: the default one, fork on Linux).
+    ``probe_seconds``: slow start, as for ``InProcessRateLimiter``.
     """
 
     def __init__(
@@ -145,6 +146,7 @@ class SharedMemoryRateLimiter(LockedStateRateLimiter):
         *,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
+        probe_seconds: float = 0.0,
         context: Any = None,
         stale_lock_seconds: float = STALE_LOCK_SECONDS,
     ) -> None:
@@ -153,7 +155,7 @@ class SharedMemoryRateLimiter(LockedStateRateLimiter):
         self._clock = clock
         self._sleep = sleep
         self._lock = _BreakableLock((context or multiprocess).Lock(), stale_lock_seconds)
-        self._attach(_Segment.create(bucket.initial_state(limits, clock())))
+        self._attach(_Segment.create(bucket.initial_state(limits, clock(), probe_seconds)))
 
     def _attach(self, segment: _Segment) -> None:
         self._segment = segment
