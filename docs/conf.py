@@ -37,6 +37,9 @@ suppress_warnings = ["myst.header", "myst.xref_missing"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
+# Defaults as written in the source (``time.monotonic``), not their repr (``<built-in function
+# monotonic>``), which Sphinx cannot parse and would print as raw text.
+autodoc_preserve_defaults = True
 autodoc_default_options = {"show-inheritance": True}
 autoclass_content = "class"
 
@@ -99,5 +102,27 @@ def _plain_paragraph(first: str, last: str, indent: int) -> bool:
     return indent == 0 and not last.rstrip().endswith("::") and not _MARKUP_START.match(first)
 
 
+# Constructor signatures that say nothing to a reader: every error takes the root's
+# ``(message, *, index, **data)``; a ``BatchStream`` is made by ``APIClient.stream``, a
+# ``LimiterSnapshot`` by a limiter (its dataclass defaults print as ``<factory>``).
+_INTERNAL_SIGNATURES = {"llm_api_client.BatchStream", "llm_api_client.ratelimit.LimiterSnapshot"}
+
+
+def _hide_internal_signatures(
+    app: object,
+    what: str,
+    name: str,
+    obj: object,
+    options: object,
+    signature: str | None,
+    return_annotation: str | None,
+) -> tuple[str, str | None] | None:
+    is_error = what == "exception" and name != "llm_api_client.errors.LLMAPIClientError"
+    if is_error or name in _INTERNAL_SIGNATURES:
+        return "", None
+    return None
+
+
 def setup(app: object) -> None:
     app.connect("autodoc-process-docstring", _adjust_docstring)  # type: ignore[attr-defined]
+    app.connect("autodoc-process-signature", _hide_internal_signatures)  # type: ignore[attr-defined]
