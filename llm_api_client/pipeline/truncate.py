@@ -167,9 +167,10 @@ def fit_and_count(request: Request, *, count: Count = count_request_tokens) -> t
         return request, total
     if budget <= 0:
         raise _too_large(request, window, total, "max output tokens leave no room for a prompt")
+    original = total
     fitted, total = _drop_oldest_turns(request, budget, total, count)
     if total > budget:
-        fitted, total = _shorten_longest(fitted, budget, total, count, window)
+        fitted, total = _shorten_longest(fitted, budget, total, count, window, original)
     logger.debug("Truncated a request for %r to %d prompt tokens.", request["model"], total)
     return fitted, total
 
@@ -180,7 +181,7 @@ def _too_large(request: Request, window: ContextWindow, total: int, why: str) ->
     return ContextWindowExceededError(
         f"the request cannot fit model {request['model']!r}: its window is "
         f"{window.max_input_tokens} tokens ({window.source}){room}, and the prompt needs "
-        f"{total} tokens; {why}.",
+        f"{total} tokens; {why}. Nothing was sent.",
         model=request["model"],
         prompt_tokens=total,
         max_input_tokens=window.max_input_tokens,
@@ -247,7 +248,7 @@ def _unit_costs(
 
 
 def _shorten_longest(
-    request: Request, budget: int, total: int, count: Count, window: ContextWindow
+    request: Request, budget: int, total: int, count: Count, window: ContextWindow, original: int
 ) -> tuple[Request, int]:
     encoding = encoding_for_model(request["model"])
     remove = total - budget
@@ -264,8 +265,8 @@ def _shorten_longest(
         # A count that is not the encoding's (a fake, another tokenizer) may shrink slower.
         remove = 2 * remove if total >= previous else total - budget
     raise _too_large(
-        request, window, total, "it still does not fit with every older turn dropped and the "
-        "longest texts emptied (tool definitions, images or framing are too large)"
+        request, window, original, f"with every older turn dropped and every text emptied it "
+        f"still needs {total} (tool definitions, images or framing are too large)"
     )  # fmt: skip
 
 
