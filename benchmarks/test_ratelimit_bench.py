@@ -138,3 +138,79 @@ def test_end_to_end_at_the_simulators_limit(benchmark: Any, case: str) -> None:
     assert figures["answered"] == count
     assert figures["share_429"] <= 0.005
     assert figures["throughput_of_limit"] >= 0.94
+
+
+# --- convergence: configured at 100,000 RPM against a provider allowing 600 -----------------------
+
+
+def converge_worker(limiter: Any, base_url: str, count: int, out: Any, worker: int) -> None:
+    """One worker: warm litellm up, then ``count`` threads each send one request."""
+    from llm_api_client import _offline
+
+    litellm = _offline.litellm()
+    # A cold process's first litellm call costs seconds of CPU; requests admitted meanwhile
+    # would reach the provider in a bunch. Warm up without touching the provider.
+    message = [{"role": "user", "content": "warm up"}]
+    litellm.completion(model="openai/gpt-4o-mini", messages=message, mock_response="ok")
+    statuses: list[int] = []
+
+    def one(index: int) -> None:
+        limiter.acquire(Cost(input_tokens=20, output_tokens=16))
+        try:
+            response = litellm.completion(
+                model="openai/gpt-4o-mini",
+                api_base=base_url,
+                api_key="sk-simulated",
+                max_tokens=16,
+                max_retries=0,
+                messages=[{"role": "user", "content": f"document {worker}-{index}"}],
+            )
+            limiter.observe(response._hidden_params.get("additional_headers") or {})
+            statuses.append(200)
+        except litellm.RateLimitError as error:
+            limiter.pause(1.0)
+            limiter.observe(dict(error.response.headers))
+            statuses.append(429)
+
+    pool = [threading.Thread(target=one, args=(index,)) for index in range(count)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    out.put(statuses)
+
+
+def run_convergence(probe_seconds: float) -> dict[str, float]:
+    """2 workers x 30 threads, one request each; ``probe_seconds`` < 0: the default slow start."""
+    from llm_api_client._constants import DEFAULT_PROBE_SECONDS
+    from llm_api_client.simulator import Simulator
+
+    probe = DEFAULT_PROBE_SECONDS if probe_seconds < 0 else probe_seconds
+    with Simulator(process=True, latency_ms=50, rpm=600) as sim:
+        limits = Limits(requests_per_minute=100_000)
+        with SharedMemoryRateLimiter(limits, probe_seconds=probe, context=FORK) as limiter:
+            out = FORK.Queue()
+            workers = [
+                FORK.Process(target=converge_worker, args=(limiter, sim.base_url, 30, out, w))
+                for w in range(2)
+            ]
+            for worker in workers:
+                worker.start()
+            statuses = [status for _ in workers for status in out.get(timeout=100)]
+            for worker in workers:
+                worker.join(timeout=60)
+            learned = limiter.snapshot().rates_per_minute["requests"]
+    return {"requests": len(statuses), "rejected_429": statuses.count(429), "learned": learned}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("probe", "most_429s"), [(0.0, 60), (-1.0, 3)], ids=["without_slow_start", "slow_start"]
+)
+def test_converges_to_a_providers_much_lower_limit(
+    benchmark: Any, probe: float, most_429s: int
+) -> None:
+    figures = benchmark.pedantic(run_convergence, args=(probe,), rounds=1)
+    benchmark.extra_info.update(figures)
+    assert figures["learned"] == pytest.approx(600)
+    assert figures["rejected_429"] <= most_429s
