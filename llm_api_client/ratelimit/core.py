@@ -39,6 +39,15 @@ class LockedStateRateLimiter(RateLimiter):
 
     def acquire(self, cost: Cost, *, max_delay: float | None = None) -> float:
         costs = bucket.costs_of(cost)
+        start, at, shift = self._reserve(costs, max_delay)
+        if shift is None:
+            return at - start
+        return self._wait_turn(costs, at, shift, start, max_delay) - start
+
+    def _reserve(
+        self, costs: bucket.Costs, max_delay: float | None
+    ) -> tuple[float, float, float | None]:
+        """Take ``costs`` for their turn: (start, turn, pause shift if the caller must wait)."""
         state = self._state
         start = None
         while True:
@@ -52,13 +61,17 @@ class LockedStateRateLimiter(RateLimiter):
                     if state[bucket.PROBE_UNTIL]:
                         bucket.start_probe(state, at)
                     if at <= now:
-                        return now - start
-                    shift = state[bucket.SHIFT]
+                        return start, now, None
                     state[bucket.WAITERS] += 1
-                    break
+                    return start, at, state[bucket.SHIFT]
             self._hold_for_probe(hold, now - start, max_delay)
+
+    def _wait_turn(
+        self, costs: bucket.Costs, at: float, shift: float, start: float, max_delay: float | None
+    ) -> float:
+        """Sleep until the reserved turn as a counted waiter; return the turn."""
         try:
-            at = self._sleep_until(at, shift, start, max_delay)
+            return self._sleep_until(at, shift, start, max_delay)
         except BaseException:
             # Not admitted after all (max_delay passed during a pause, or the injected sleep
             # raised to cancel): the request will not be sent, so its reservation comes back.
@@ -66,8 +79,7 @@ class LockedStateRateLimiter(RateLimiter):
             raise
         finally:
             with self._lock:
-                state[bucket.WAITERS] -= 1
-        return at - start
+                self._state[bucket.WAITERS] -= 1
 
     def _hold_for_probe(self, hold: float, waited: float, max_delay: float | None) -> None:
         """Wait a little while the first request's answer is awaited (slow start)."""
