@@ -373,3 +373,45 @@ def test_real_litellm_bad_request_sent_once(stub: Any) -> None:
     assert isinstance(outcome.error, errors.ContextLengthExceededError)
     assert stub.calls["ctx"] == 1
     assert outcome.record.attempts == 1
+
+
+def test_against_the_simulator_with_20_percent_500s() -> None:
+    """Every good request is answered; a request that draws a 400 is sent exactly once."""
+    from llm_api_client.simulator import Simulator
+    from llm_api_client.tracker import APIUsageTracker
+
+    tracker = APIUsageTracker()
+    with Simulator(fail_rate=0.2, fail_status=500, seed=7) as sim:
+
+        def one(i: int) -> Outcome:
+            text = f"question {i}" + (" #fail=400" if i % 8 == 0 else "")
+            return execute(
+                {
+                    "model": "openai/gpt-4o-mini",
+                    "messages": [{"role": "user", "content": text}],
+                    "api_base": sim.base_url,
+                    "api_key": "sk-test-not-a-secret",
+                    "max_tokens": 16,
+                },
+                index=i,
+                cost=Cost(input_tokens=20, output_tokens=16),
+                limiter=FakeLimiter(),
+                policy=RetryPolicy(max_retries=8),
+                sleep=lambda seconds: None,
+            )
+
+        # One thread: litellm, called from several at once, builds clients that lose its cache
+        # race and drops them unclosed (ResourceWarnings at some later garbage collection).
+        outcomes = [one(i) for i in range(40)]
+        stats = sim.stats()
+    tracker.add_many(o.record for o in outcomes)
+    bad = [o for o in outcomes if o.index % 8 == 0]
+    good = [o for o in outcomes if o.index % 8 != 0]
+    assert all(o.ok for o in good), [o.error for o in good if not o.ok]
+    assert all(isinstance(o.error, errors.BadRequestError) for o in bad)
+    assert all(o.record.attempts == 1 for o in bad)
+    assert sum(o.record.attempts for o in good) > len(good)  # some 500s were retried
+    assert tracker.total_attempts == stats["received"]
+    assert tracker.num_api_calls == stats["answered"] == len(good)
+    assert tracker.total_prompt_tokens == stats["prompt_tokens"]
+    assert tracker.total_completion_tokens == stats["completion_tokens"]
