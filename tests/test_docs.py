@@ -152,6 +152,7 @@ def example_failures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str 
     return failures
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", python_pages())
 def test_python_examples_run_against_the_simulator(
     page: str, example_failures: dict[str, str | None]
@@ -251,6 +252,7 @@ def test_every_cli_option_is_documented(command: str) -> None:
 # -------------------------------------------------------------------------------- the build
 
 
+@pytest.mark.slow
 def test_the_site_builds_with_warnings_as_errors(tmp_path: Path) -> None:
     for module in ("sphinx", "furo", "myst_parser"):
         pytest.importorskip(module)
