@@ -116,6 +116,8 @@ class LockedStateRateLimiter(RateLimiter):
 
     def observe(self, headers: Mapping[str, str]) -> None:
         info = parse_rate_limit_headers(headers)
+        if not (info.limits or info.remaining or self._state[bucket.PROBE_UNTIL]):
+            return  # nothing to learn, no slow start to end: spare the lock
         with self._lock:
             if info.limits or info.remaining:
                 self._learn(info.limits, info.remaining, self._clock())
