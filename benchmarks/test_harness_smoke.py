@@ -1,0 +1,151 @@
+"""Smoke tests of the macro-benchmark harness (``run.py``, ``_variant.py``, ``_harness.py``).
+
+Fast: the pure pieces as tables, plus one tiny variant run end to end in a subprocess against
+an in-process simulator, so ``python benchmarks/run.py`` cannot silently rot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import _harness as h
+import pytest
+import run
+
+from llm_api_client.simulator import Simulator
+
+
+def _response(content: str) -> Any:
+    return SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(content=content))])
+
+
+@pytest.mark.parametrize(
+    ("content", "index", "expected"),
+    [
+        ("echo: run#1# answer in one line please", 1, True),
+        ("echo: run#10# answer in one line please", 1, False),  # #1# is no prefix of #10#
+        ("echo: run#1# answer", 10, False),
+        ("echo: warm#1# answer", 1, False),  # another run's answer
+        ("run#1#", 1, False),  # no echo prefix
+    ],
+)
+def test_echoes_matches_only_its_own_request(content: str, index: int, expected: bool) -> None:
+    assert h.echoes(_response(content), "run", index) is expected
+
+
+@pytest.mark.parametrize("bad", [None, object(), SimpleNamespace(choices=[])])
+def test_echoes_is_false_for_malformed_responses(bad: Any) -> None:
+    assert h.echoes(bad, "run", 0) is False
+
+
+def test_requests_carry_the_endpoint_only_when_given() -> None:
+    ours, seed = h.request("t", 3, 16, "http://127.0.0.1:1/v1"), h.request("t", 3, 16, None)
+    assert ours["api_base"] == "http://127.0.0.1:1/v1" and ours["api_key"]
+    assert "api_base" not in seed and "api_key" not in seed
+    assert seed["messages"][-1]["content"] == h.message("t", 3)
+
+
+@pytest.mark.parametrize(
+    ("per_second", "expected"),
+    [
+        ([], None),
+        ([50, 50], None),  # only partial seconds
+        ([70, 50, 50, 20], 50.0),  # the burst second and the tail are left out
+        ([10, 40, 60, 5], 50.0),
+    ],
+)
+def test_steady_rate_leaves_out_first_and_last_second(
+    per_second: list[int], expected: float | None
+) -> None:
+    assert run.steady_rate(per_second) == expected
+
+
+def test_check_compares_tracker_with_simulator_and_counts_wrong_echoes() -> None:
+    stats = {"answered": 3, "prompt_tokens": 30, "completion_tokens": 9}
+    good = {"wrong": 0, "tracker": {"calls": 3, "prompt": 30, "completion": 9}}
+    assert run.check(good, stats, tracked=True) == {"ok": True, "problems": []}
+    bad = {"wrong": 1, "tracker": {"calls": 2, "prompt": 30, "completion": 9}}
+    verdict = run.check(bad, stats, tracked=True)
+    assert not verdict["ok"] and len(verdict["problems"]) == 2
+    assert run.check(bad | {"wrong": 0}, stats, tracked=False)["ok"]  # bare pool: no tracker
+
+
+def test_parse_result_takes_the_last_result_line() -> None:
+    out = 'noise\nRESULT {"a": 1}\nmore noise\nRESULT {"a": 2}\n'
+    assert run._parse_result(out) == {"a": 2}
+    assert run._parse_result("no result here") is None
+
+
+def test_table_aligns_columns() -> None:
+    text = run.table(["a", "bb"], [["xxx", "y"], ["z", ""]])
+    lines = text.splitlines()
+    assert lines[0].startswith("a   | bb") and lines[2].startswith("xxx | y")
+
+
+def test_throughput_ratios_relate_rows_of_one_latency() -> None:
+    rows: list[dict[str, Any]] = [
+        {"latency_ms": 0, "kind": "seed", "rps": 100.0, "cpu_ms_per_request": 8.0},
+        {"latency_ms": 0, "kind": "bare", "rps": 150.0, "cpu_ms_per_request": 4.0},
+        {"latency_ms": 0, "kind": "ours", "processes": 1, "rps": 200.0, "cpu_ms_per_request": 4.4},
+        {"latency_ms": 0, "kind": "ours", "processes": 2, "rps": 300.0, "cpu_ms_per_request": 5.0},
+    ]
+    run._throughput_ratios(rows)
+    assert rows[2]["x_seed_rps"] == 2.0 and rows[2]["x_p1_rps"] is None
+    assert rows[3]["x_p1_rps"] == 1.5 and rows[3]["x_bare_cpu"] == 1.25
+
+
+def test_tree_cpu_includes_children() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        cpu = h.tree_cpu()
+        assert os.getpid() in cpu and child.pid in cpu
+        assert all(seconds >= 0 for seconds in cpu.values())
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait()
+
+
+def test_peak_rss_is_readable() -> None:
+    assert (h.status_kb("VmHWM") or 0) >= (h.status_kb("VmRSS") or 0) > 0
+
+
+def test_one_variant_end_to_end() -> None:
+    """A tiny batch of ours (threads only) through ``_variant.py``: answered, echoed, totals
+    equal to the simulator's."""
+    with Simulator() as sim:
+        phase = {
+            "sim": sim.url,
+            "sim_pid": os.getpid(),
+            "base_url": sim.base_url,
+            "n": 5,
+            "warmup": 2,
+            "concurrency": 4,
+            "processes": 0,
+            "rpm": run.UNLIMITED_RPM,
+            "tpm": run.UNLIMITED_TPM,
+            "max_tokens": 8,
+        }
+        env = dict(os.environ, PYTHONPATH=str(run.ROOT), LITELLM_LOCAL_MODEL_COST_MAP="True")
+        spec = {"mode": "batch", "kind": "ours", "phases": [phase]}
+        done = subprocess.run(
+            [sys.executable, str(Path(run.HERE) / "_variant.py"), json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=100,
+            check=False,
+        )
+    result = run._parse_result(done.stdout)
+    assert result is not None, done.stderr[-2000:]
+    (measured,) = result["phases"]
+    assert measured["ok"] == 5 and measured["wrong"] == 0 and measured["cpu"] > 0
+    assert run._phase_check(measured, tracked=True) == {"ok": True, "problems": []}
