@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -139,10 +140,11 @@ def example_failures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str 
     they leave behind (litellm's pooled connections, forked workers) out of the other tests.
     """
     results = tmp_path_factory.mktemp("docs") / "examples.json"
-    runner = "import sys; from tests.test_docs import run_pages; run_pages(sys.argv[1:])"
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     process = subprocess.run(
-        [sys.executable, "-c", runner, str(results), *python_pages()],
+        [sys.executable, __file__, str(results), *python_pages()],
         cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": path},  # this checkout's package, wherever installed
         capture_output=True,
         text=True,
         timeout=100,
@@ -269,3 +271,7 @@ def test_the_site_builds_with_warnings_as_errors(tmp_path: Path) -> None:
     api = (out / "api.html").read_text(encoding="utf-8")
     for name in ("make_requests_with_retries", "APIUsageTracker", "BatchStream", "Simulator"):
         assert name in api
+
+
+if __name__ == "__main__":
+    run_pages(sys.argv[1:])
