@@ -143,8 +143,8 @@ class _Attempts:
             raise self._failed(exc) from exc
         self.response_time = self.clock() - start
         self.headers = response_headers(response)
-        if self.headers:
-            self.limiter.observe(self.headers)
+        # Every answer is news, even without headers: it ends the limiter's slow start.
+        self.limiter.observe(self.headers)
         return response
 
     def _failed(self, exc: Exception) -> errors.LLMAPIClientError:
@@ -154,7 +154,7 @@ class _Attempts:
         if isinstance(error, errors.RateLimitError):
             self.rate_limited += 1
             self.limiter.pause(_pause_for(error.retry_after))
-        if self.headers:
+        if self.headers or isinstance(error, errors.APIStatusError):
             self.limiter.observe(self.headers)
         return error
 
