@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import Any
 
 
 def _litellm_tokenizer_dir() -> str | None:
@@ -36,7 +37,7 @@ def configure() -> None:
 configure()
 
 
-def litellm():  # type: ignore[no-untyped-def]
+def litellm() -> Any:
     """Import litellm quietly (offline price map, no debug banner) and return the module."""
     import litellm as _litellm
 

@@ -96,8 +96,8 @@ class LLMAPIClientError(Exception):
         state = {"remote_traceback": self.remote_traceback}
         return (_rebuild, (type(self), self.message, self.index, self._data), state)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        self.__dict__.update(state or {})
 
     def __str__(self) -> str:
         where = f"request {self.index}: " if self.index is not None else ""

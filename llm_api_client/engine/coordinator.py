@@ -1,0 +1,292 @@
+"""The coordinator's loop: read requests, prepare them, dispatch, collect, merge, yield.
+
+It runs in the caller's thread as a generator (``BatchStream``), so a batch needs no thread of
+its own in the parent and stops the moment the caller stops iterating. Memory stays bounded:
+requests are pulled from the source only while fewer than ``window`` are in flight or waiting
+to be yielded in order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from llm_api_client.engine.backend import Backend
+from llm_api_client.engine.execution import failed_outcome
+from llm_api_client.engine.messages import CallItem
+from llm_api_client.errors import (
+    BatchTimeoutError,
+    BudgetExceededError,
+    LLMAPIClientError,
+    RequestError,
+    WorkerCrashedError,
+)
+from llm_api_client.pipeline.call import Outcome
+from llm_api_client.pipeline.prepare import PreparedRequest, prepare_request
+from llm_api_client.records import Result, UsageRecord
+
+# How long one wait for outcomes may last: bounds how late a stop or timeout is noticed.
+POLL_SECONDS = 0.1
+# A request whose worker died is sent again at most this many times.
+MAX_REDISPATCHES = 1
+
+Prepare = Callable[[object, int], PreparedRequest]
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How one batch runs (the per-call arguments of ``make_requests``/``stream``)."""
+
+    max_retries: int = 0
+    sanitize: bool = True
+    timeout: float | None = None
+    ordered: bool = False
+    window: int | None = None  # None: the backend's capacity
+
+
+class Budget:
+    """The spend cap: refuses a request whose projected cost would pass ``max_cost``."""
+
+    def __init__(self, max_cost: float, spent: Callable[[], float]) -> None:
+        self.max_cost = max_cost
+        self._spent = spent
+        self._reserved: dict[int, float] = {}
+
+    def admit(self, index: int, model: str, cost: Any) -> bool:
+        from llm_api_client.pricing import estimate_cost
+
+        projected = estimate_cost(model, cost)
+        if self._spent() + sum(self._reserved.values()) + projected > self.max_cost:
+            return False
+        self._reserved[index] = projected
+        return True
+
+    def release(self, index: int) -> None:
+        self._reserved.pop(index, None)
+
+
+class BatchStream(Iterator[Result]):
+    """Results of one batch as they finish; iterate it, ``stop()`` it, or ``close()`` it.
+
+    ``stop()`` may be called from a signal handler: it only sets a flag. Dispatch then stops,
+    the requests in flight finish and are yielded, and iteration ends. ``close()`` (or leaving
+    a ``with`` block, or breaking out of a loop and dropping the stream) abandons the requests
+    in flight at once.
+    """
+
+    def __init__(
+        self,
+        source: Iterable[Any],
+        backend: Backend,
+        options: BatchOptions,
+        *,
+        generation: int = 0,
+        on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+        on_finish: Callable[[bool], None] = lambda backend_usable: None,
+        budget: Budget | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = enumerate(source)
+        self._backend = backend
+        self._options = options
+        self._generation = generation
+        self._on_outcome = on_outcome
+        self._on_finish = on_finish
+        self._budget = budget
+        self._clock = clock
+        self._window = min(options.window or backend.capacity, backend.capacity)
+        self._in_flight: dict[int, CallItem] = {}
+        self._ready: deque[Result] = deque()
+        self._reorder: dict[int, Result] = {}
+        self._next_index = 0  # the next index to yield in ordered mode
+        self._exhausted = False
+        self._stopping = False
+        self._abandoned = False
+        self.submitted = 0
+        self.completed = 0
+        self.stop_reason: str | None = None
+        self._results = self._run()
+
+    # -- public surface -------------------------------------------------------------------
+    def __next__(self) -> Result:
+        return next(self._results)
+
+    def __enter__(self) -> BatchStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def stop(self) -> None:
+        """Stop dispatching; what is in flight still finishes and is yielded."""
+        self._stopping = True
+        if self.stop_reason is None:
+            self.stop_reason = "stopped"
+
+    def close(self) -> None:
+        """Abandon the batch now (requests in flight are cut off)."""
+        self._results.close()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def __repr__(self) -> str:
+        return (
+            f"<BatchStream submitted={self.submitted} completed={self.completed} "
+            f"in_flight={len(self._in_flight)} stopping={self._stopping}>"
+        )
+
+    # -- the loop -------------------------------------------------------------------------
+    def _run(self) -> Generator[Result, None, None]:
+        deadline = None if self._options.timeout is None else self._clock() + self._options.timeout
+        clean = False
+        try:
+            while not self._finished():
+                self._fill()
+                yield from self._take_ready()
+                if deadline is not None and self._clock() >= deadline:
+                    yield from self._expire()
+                    return
+                wait = (
+                    POLL_SECONDS
+                    if deadline is None
+                    else min(POLL_SECONDS, deadline - self._clock())
+                )
+                self._collect(max(0.0, wait))
+                yield from self._take_ready()
+            yield from self._take_ready(final=True)
+            clean = True
+        finally:
+            if not clean and self._in_flight:
+                self._abandon()
+            self._on_finish(not self._abandoned)
+
+    def _abandon(self) -> None:
+        self._abandoned = True
+        self._backend.abandon()
+
+    def _finished(self) -> bool:
+        no_more = self._exhausted or self._stopping
+        return no_more and not self._in_flight and not self._ready and not self._reorder
+
+    def _fill(self) -> None:
+        while not (self._exhausted or self._stopping) and self._has_room():
+            try:
+                index, raw = next(self._source)
+            except StopIteration:
+                self._exhausted = True
+                return
+            self._dispatch(index, raw)
+
+    def _has_room(self) -> bool:
+        return len(self._in_flight) + len(self._reorder) + len(self._ready) < self._window
+
+    def _dispatch(self, index: int, raw: object) -> None:
+        try:
+            prepared = prepare_request(raw, index=index, sanitize=self._options.sanitize)
+        except RequestError as error:
+            self._finish(_unsent_outcome(index, raw, error))
+            return
+        if self._budget is not None and not self._budget.admit(
+            index, prepared.model, prepared.cost
+        ):
+            self._refuse_over_budget(index, prepared)
+            return
+        item = CallItem(
+            index=index,
+            request=prepared.request,
+            cost=prepared.cost,
+            max_retries=self._options.max_retries,
+            generation=self._generation,
+        )
+        self._send(item)
+
+    def _send(self, item: CallItem) -> None:
+        try:
+            self._backend.submit(item)
+        except Exception as exc:
+            error = RequestError(f"the request could not be sent to a worker: {exc!r}")
+            self._finish(failed_outcome(item, error))
+            return
+        self._in_flight[item.index] = item
+        self.submitted += 1
+
+    def _refuse_over_budget(self, index: int, prepared: PreparedRequest) -> None:
+        assert self._budget is not None
+        spent = self._budget._spent()
+        error = BudgetExceededError(
+            f"dispatch stopped: spent ${spent:.4f} of the ${self._budget.max_cost:.4f} cap, and "
+            "this request could pass it",
+            index=index,
+        )
+        self._finish(_unsent_outcome(index, prepared.request, error))
+        self._stopping = True
+        self.stop_reason = "budget"
+
+    def _collect(self, timeout: float) -> None:
+        for outcome in self._backend.poll(timeout):
+            if outcome.index in self._in_flight:
+                del self._in_flight[outcome.index]
+                self._finish(outcome)
+        for item in self._backend.lost():
+            self._redispatch_or_fail(item)
+
+    def _redispatch_or_fail(self, item: CallItem) -> None:
+        del self._in_flight[item.index]
+        if item.redispatches < MAX_REDISPATCHES:
+            retry = CallItem(
+                item.index, item.request, item.cost, item.max_retries,
+                item.generation, item.redispatches + 1,
+            )  # fmt: skip
+            self._send(retry)
+            return
+        error = WorkerCrashedError("the worker process died while the request was in flight")
+        self._finish(failed_outcome(item, error))
+
+    def _finish(self, outcome: Outcome) -> None:
+        if self._budget is not None:
+            self._budget.release(outcome.index)
+        self._on_outcome(outcome)
+        self.completed += 1
+        result = Result(
+            index=outcome.index,
+            response=outcome.response,
+            error=outcome.error,
+            attempts=outcome.record.attempts,
+            usage=outcome.record,
+        )
+        if self._options.ordered:
+            self._reorder[result.index] = result
+        else:
+            self._ready.append(result)
+
+    def _take_ready(self, final: bool = False) -> Iterator[Result]:
+        while self._ready:
+            yield self._ready.popleft()
+        while self._next_index in self._reorder:
+            yield self._reorder.pop(self._next_index)
+            self._next_index += 1
+        if final and self._reorder:  # gaps: requests never dispatched after a stop
+            for index in sorted(self._reorder):
+                yield self._reorder.pop(index)
+
+    def _expire(self) -> Iterator[Result]:
+        """The global timeout ran out: cut off what is in flight and report it."""
+        self._abandon()
+        in_flight, self._in_flight = self._in_flight, {}
+        for item in in_flight.values():
+            error = BatchTimeoutError(f"the batch timeout of {self._options.timeout} s ran out")
+            self._finish(failed_outcome(item, error))
+        self.stop_reason = "timeout"
+        yield from self._take_ready(final=True)
+
+
+def _unsent_outcome(index: int, raw: object, error: LLMAPIClientError) -> Outcome:
+    error.index = index
+    model = raw.get("model", "") if isinstance(raw, Mapping) else ""
+    record = UsageRecord(index=index, model=str(model), error=type(error).__name__)
+    return Outcome(index=index, response=None, error=error, record=record, headers={})

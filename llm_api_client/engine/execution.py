@@ -1,0 +1,71 @@
+"""What a worker thread does with one ``CallItem``: the request pipeline's ``execute``.
+
+Shared by both backends, so a request behaves the same on threads of the calling process and in
+worker processes.
+"""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from llm_api_client.engine.messages import CallItem
+from llm_api_client.errors import LLMAPIClientError
+from llm_api_client.pipeline.call import Outcome, execute
+from llm_api_client.pipeline.retry import RetryPolicy
+from llm_api_client.ratelimit.base import RateLimiter
+from llm_api_client.records import UsageRecord
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """Settings every worker thread shares. ``completion`` None means ``litellm.completion``."""
+
+    max_delay: float | None = None
+    completion: Callable[..., Any] | None = None
+
+
+@functools.lru_cache(maxsize=16)
+def _policy(max_retries: int) -> RetryPolicy:
+    return RetryPolicy(max_retries=max_retries)
+
+
+def _completion(config: ExecutionConfig) -> Callable[..., Any]:
+    if config.completion is not None:
+        return config.completion
+    from llm_api_client import _offline
+
+    return _offline.litellm().completion
+
+
+def run_item(item: CallItem, limiter: RateLimiter, config: ExecutionConfig) -> Outcome:
+    """Execute one request; a bug in the pipeline becomes that request's error, not a hang."""
+    try:
+        return execute(
+            item.request,
+            index=item.index,
+            cost=item.cost,
+            limiter=limiter,
+            policy=_policy(item.max_retries),
+            max_delay=config.max_delay,
+            completion=_completion(config),
+        )
+    except BaseException as exc:
+        return failed_outcome(item, _internal_error(exc))
+
+
+def failed_outcome(item: CallItem, error: LLMAPIClientError) -> Outcome:
+    """An outcome for a request that ended without an answer from the provider."""
+    error.index = item.index
+    model = str(item.request.get("model", ""))
+    record = UsageRecord(index=item.index, model=model, error=type(error).__name__)
+    return Outcome(index=item.index, response=None, error=error, record=record, headers={})
+
+
+def _internal_error(exc: BaseException) -> LLMAPIClientError:
+    error = LLMAPIClientError(f"internal error while executing the request: {exc!r}")
+    error.remote_traceback = "".join(traceback.format_exception(exc))
+    return error

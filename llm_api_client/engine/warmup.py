@@ -1,0 +1,53 @@
+"""Warm litellm up once per process before a batch starts.
+
+litellm builds its pydantic response types and imports its provider code lazily, on the first
+call: 0.5 to 4 s of CPU. Paid inside a batch, that delay sits between the rate limiter's
+admission and the request leaving, so the requests admitted meanwhile leave together: a burst
+the provider answers with 429s. Paid before forking workers, it is paid once for all of them.
+A response unpickled in a process that never built one cannot even ``model_dump()`` (litellm's
+lazily built serializer), which the warm-up also fixes in the coordinator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+_done = False
+_lock = threading.Lock()
+
+# The discard port on loopback: the connection is refused at once, and by then litellm has
+# loaded everything an OpenAI-compatible call needs.
+_REFUSING_API_BASE = "http://127.0.0.1:9/v1"
+_MESSAGES = [{"role": "user", "content": "warm-up"}]
+
+
+def build_response_types() -> None:
+    """Let responses unpickled in this process be dumped: build litellm's serializers."""
+    from llm_api_client import _offline
+
+    litellm = _offline.litellm()
+    response = litellm.completion(model="gpt-4o-mini", messages=_MESSAGES, mock_response="ok")
+    response.model_dump()
+
+
+def warm_litellm() -> None:
+    """Make litellm's first real call cheap in this process and the processes it forks."""
+    global _done
+    with _lock:
+        if _done:
+            return
+        _done = True
+        build_response_types()
+        from llm_api_client import _offline
+
+        litellm = _offline.litellm()
+        with contextlib.suppress(Exception):
+            litellm.completion(
+                model="openai/gpt-4o-mini",
+                messages=_MESSAGES,
+                api_base=_REFUSING_API_BASE,
+                api_key="warm-up",
+                max_retries=0,
+                timeout=2,
+            )

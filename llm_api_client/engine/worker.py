@@ -1,0 +1,73 @@
+"""The worker process: a thread pool that runs ``CallItem``s and sends back their outcomes.
+
+A worker owns nothing but its threads: the rate limiter lives in shared memory owned by the
+coordinator, and every outcome is sent back as soon as it is known. It ignores Ctrl-C (the
+terminal sends SIGINT to the whole process group; the coordinator decides what stops) and
+exits on its own when its parent dies, so no orphan keeps calling a paid API.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from llm_api_client._constants import PARENT_CHECK_INTERVAL_SECONDS
+from llm_api_client.engine.execution import ExecutionConfig, failed_outcome, run_item
+from llm_api_client.engine.messages import CallItem, WorkerExited, decode, encode
+from llm_api_client.errors import LLMAPIClientError
+from llm_api_client.ratelimit.base import RateLimiter
+
+
+def worker_main(
+    worker_id: int,
+    tasks: Any,
+    results: Any,
+    limiter: RateLimiter,
+    config: ExecutionConfig,
+    threads: int,
+    parent_pid: int,
+) -> None:
+    """Entry point of a worker process; returns when it reads the ``None`` sentinel."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_when_orphaned(parent_pid)
+    _drop_inherited_http_clients()
+    with ThreadPoolExecutor(threads, thread_name_prefix=f"worker{worker_id}") as pool:
+        while (data := tasks.get()) is not None:
+            pool.submit(_run_and_send, decode(data), limiter, config, results)
+    results.put(encode(WorkerExited(worker_id)))
+
+
+def _run_and_send(
+    item: CallItem, limiter: RateLimiter, config: ExecutionConfig, results: Any
+) -> None:
+    outcome = run_item(item, limiter, config)
+    try:
+        data = encode(outcome)
+    except Exception as exc:
+        error = LLMAPIClientError(f"the response could not be sent to the coordinator: {exc!r}")
+        data = encode(failed_outcome(item, error))
+    results.put(data)
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    """Exit the process within a second of the parent's death (its pid is re-parented)."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_INTERVAL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _drop_inherited_http_clients() -> None:
+    """Forget HTTP clients forked from the parent: their sockets belong to the parent."""
+    litellm = sys.modules.get("litellm")
+    cache = getattr(litellm, "in_memory_llm_clients_cache", None)
+    if cache is not None:
+        cache.flush_cache()

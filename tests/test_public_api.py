@@ -1,0 +1,69 @@
+"""The public surface: every exported name exists, and the seed's API is kept."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+
+import llm_api_client
+from llm_api_client import APIClient, APIUsageTracker
+
+
+@pytest.mark.parametrize("name", llm_api_client.__all__)
+def test_every_exported_name_exists(name):
+    assert getattr(llm_api_client, name) is not None
+
+
+def test_seed_constructor_keeps_names_defaults_and_order():
+    parameters = list(inspect.signature(APIClient).parameters.values())
+
+    seed = [(p.name, p.default) for p in parameters[:4]]
+
+    assert seed == [
+        ("max_requests_per_minute", 10_000),
+        ("max_tokens_per_minute", 2_000_000),
+        ("max_workers", None),
+        ("max_delay_seconds", 300),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ("make_requests", {"max_workers": None, "sanitize": True, "timeout": None}),
+        (
+            "make_requests_with_retries",
+            {"max_workers": None, "max_retries": 2, "sanitize": True, "timeout": None},
+        ),
+    ],
+)
+def test_seed_methods_keep_their_keyword_defaults(method, expected):
+    parameters = inspect.signature(getattr(APIClient, method)).parameters
+
+    assert {name: parameters[name].default for name in expected} == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "total_cost",
+        "total_prompt_tokens",
+        "total_completion_tokens",
+        "num_api_calls",
+        "mean_response_time",
+        "response_time_at_percentile",
+        "details",
+    ],
+)
+def test_tracker_keeps_the_seed_api(name):
+    assert hasattr(APIUsageTracker, name)
+
+
+def test_client_exposes_tracker_history_and_details():
+    client = APIClient(processes=0)
+
+    assert isinstance(client.tracker, APIUsageTracker)
+    assert client.history == []
+    assert client.details["max_requests_per_minute"] == 10_000
+    client.close()
