@@ -103,6 +103,7 @@ def test_retries_apply_to_retryable_errors_only(client):
 
 
 def test_global_timeout_returns_on_time_with_none_for_the_unfinished(client):
+    client.make_requests([chat("first")])  # ends the limiter's slow start (one request alone)
     requests = [chat("quick"), chat("slow #sleep=30")]
 
     responses = client.make_requests(requests, timeout=1.0)
@@ -112,6 +113,7 @@ def test_global_timeout_returns_on_time_with_none_for_the_unfinished(client):
 
 
 def test_the_client_runs_again_after_a_timeout(client):
+    client.make_requests([chat("first")])  # ends the limiter's slow start
     client.make_requests([chat("slow #sleep=30")], timeout=0.5)
 
     assert client.make_requests([chat("again")])[0] is not None

@@ -148,6 +148,7 @@ PARENT_SCRIPT = textwrap.dedent(
     from tests.fakes import FakeCompletion, chat
     client = APIClient(None, None, processes=2, completion=FakeCompletion())
     stream = client.stream(chat(f"q{i} #sleep=0.5") for i in range(100_000))
+    # (the limiter's slow start sends the first request alone; it answers in 0.5 s)
     next(stream)
     pids = [w.process.pid for w in client._resources.backend._workers]
     print(" ".join(map(str, pids)), flush=True)
@@ -191,6 +192,7 @@ def test_no_worker_survives_its_coordinator_killed():
 
     process.kill()
     process.wait()
+    process.stdout.close()
 
     assert _wait_until_gone(pids, seconds=5) == []
 
@@ -202,4 +204,5 @@ def test_ctrl_c_ends_every_worker_within_seconds():
     process.send_signal(signal.SIGINT)
 
     assert process.wait(timeout=10) != 0
+    process.stdout.close()
     assert _wait_until_gone(pids, seconds=5) == []
