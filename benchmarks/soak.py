@@ -1,0 +1,108 @@
+"""Soak: a long streamed batch against the simulator with faults; memory, threads, fds stay flat.
+
+    python benchmarks/soak.py [--requests 50000] [--processes 2]
+
+Samples the coordinator's RSS, thread count and open file descriptors (and the workers' RSS)
+after the first tenth of the batch (warm) and at the end, and fails (exit 1) when any grew by
+more than the allowance: memory 10 %, threads and file descriptors 2. Faults: 1 % 500s and
+0.5 % dropped connections, answered by retries; every request must end answered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from llm_api_client import APIClient  # noqa: E402
+from llm_api_client.simulator import Simulator  # noqa: E402
+
+MEMORY_GROWTH = 1.10
+COUNT_GROWTH = 2
+
+
+def rss_kib(pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def sample(client: APIClient) -> dict[str, int]:
+    backend = client._resources.backend
+    workers = getattr(backend, "_workers", [])
+    return {
+        "rss_kib": rss_kib(),
+        "threads": threading.active_count(),
+        "fds": len(os.listdir("/proc/self/fd")),
+        "worker_rss_kib": sum(rss_kib(w.process.pid) for w in workers if w.process.is_alive()),
+    }
+
+
+def requests(count: int, api_base: str):
+    for i in range(count):
+        yield {
+            "model": "openai/gpt-4o-mini",
+            "messages": [{"role": "user", "content": f"soak {i}"}],
+            "api_base": api_base,
+            "api_key": "soak",
+            "max_tokens": 8,
+            "timeout": 10,
+        }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=50_000)
+    parser.add_argument("--processes", type=int, default=2)
+    args = parser.parse_args()
+    warm_at = args.requests // 10
+    faults = {"fail_rate": 0.01, "drop_rate": 0.005, "seed": 1}
+    with Simulator(process=True, **faults) as sim:
+        client = APIClient(None, None, processes=args.processes, max_workers=64)
+        started, warm, failed, done = time.monotonic(), None, 0, 0
+        for result in client.stream(requests(args.requests, sim.base_url), max_retries=5):
+            done += 1
+            failed += not result.ok
+            if done == warm_at:
+                warm = sample(client)
+        end = sample(client)
+        elapsed = time.monotonic() - started
+        client.close()
+    assert warm is not None
+    report = {
+        "requests": done,
+        "failed": failed,
+        "seconds": round(elapsed, 1),
+        "requests_per_second": round(done / elapsed, 1),
+        "warm": warm,
+        "end": end,
+    }
+    print(json.dumps(report, indent=2))
+    problems = grown(warm, end)
+    if failed:
+        problems.append(f"{failed} requests failed")
+    for problem in problems:
+        print("FAIL:", problem)
+    return 1 if problems else 0
+
+
+def grown(warm: dict[str, int], end: dict[str, int]) -> list[str]:
+    problems = []
+    for key in ("rss_kib", "worker_rss_kib"):
+        if end[key] > warm[key] * MEMORY_GROWTH:
+            problems.append(f"{key} grew from {warm[key]} to {end[key]}")
+    for key in ("threads", "fds"):
+        if end[key] > warm[key] + COUNT_GROWTH:
+            problems.append(f"{key} grew from {warm[key]} to {end[key]}")
+    return problems
+
+
+if __name__ == "__main__":
+    sys.exit(main())
