@@ -19,8 +19,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from llm_api_client import APIClient  # noqa: E402
-from llm_api_client.simulator import Simulator  # noqa: E402
+from llm_api_client import APIClient
+from llm_api_client.simulator import Simulator
 
 MEMORY_GROWTH = 1.10
 COUNT_GROWTH = 2
