@@ -15,6 +15,7 @@ calling ``execute``, against the simulator in its own process)::
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -226,18 +227,50 @@ def main(n: int = 2000, threads: int = 32) -> None:
             assert outcome.ok, outcome.error
             return outcome
 
+        inner = [0.0]  # thread CPU inside litellm.completion, summed over threads
+        outer = [0.0]  # thread CPU of the whole execute
+        lock = threading.Lock()
+
+        def timed_completion(**kwargs: Any) -> Any:
+            start = time.thread_time()
+            try:
+                return litellm.completion(**kwargs)
+            finally:
+                with lock:
+                    inner[0] += time.thread_time() - start
+
+        def ours_timed(i: int) -> Any:
+            start = time.thread_time()
+            outcome = execute(
+                request,
+                index=i,
+                cost=cost,
+                limiter=limiter,
+                policy=policy,
+                completion=timed_completion,
+            )
+            with lock:
+                outer[0] += time.thread_time() - start
+            return outcome
+
         _cpu_per_request(bare, 200, threads)  # warm up connections and litellm's caches
         _cpu_per_request(ours, 200, threads)
         results: dict[str, list[float]] = {"bare": [], "execute": []}
         for _ in range(3):  # interleaved, so drift on a shared machine hits both alike
             results["bare"].append(_cpu_per_request(bare, n, threads)[0])
             results["execute"].append(_cpu_per_request(ours, n, threads)[0])
+        _cpu_per_request(ours_timed, n, threads)
     best = {name: min(values) for name, values in results.items()}
     print(f"requests={n} threads={threads} (best of 3 rounds, CPU ms per request)")
     for name, values in results.items():
         print(f"  {name:8s} " + "  ".join(f"{v * 1e3:.3f}" for v in values))
     extra = (best["execute"] - best["bare"]) * 1e6
     print(f"execute adds {extra:.0f} us CPU per request ({best['execute'] / best['bare']:.3f}x)")
+    own = (outer[0] - inner[0]) / n * 1e6
+    print(
+        f"per-thread CPU: execute {outer[0] / n * 1e3:.3f} ms, of which outside "
+        f"litellm.completion {own:.0f} us per request"
+    )
 
 
 if __name__ == "__main__":
