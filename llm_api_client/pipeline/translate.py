@@ -14,14 +14,13 @@ Every translated error keeps ``status_code``, ``provider``, ``model``, ``request
 from __future__ import annotations
 
 import builtins
-import email.utils
-import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from llm_api_client import _offline, errors
 from llm_api_client._redact import redact_text
+from llm_api_client.ratelimit.headers import retry_after_seconds
 
 litellm = _offline.litellm()
 
@@ -288,37 +287,8 @@ def parse_retry_after(
 ) -> float | None:
     """Seconds the provider asked us to wait: ``retry-after-ms``, else ``retry-after``.
 
-    ``retry-after`` may be seconds or an HTTP date. Anything unparsable, negative, infinite or
-    NaN gives ``None`` (then the retry policy's own backoff applies). Header names must be
-    lowercase (``translate_exception`` lowercases them).
+    The rate limiter's header parser decides (one parser for the whole library): seconds or
+    an HTTP date; anything unparsable, negative, infinite or implausible gives ``None``, and
+    then the retry policy's own backoff applies.
     """
-    milliseconds = _finite(headers.get("retry-after-ms"))
-    if milliseconds is not None:
-        return milliseconds / 1000.0
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    seconds = _finite(value)
-    if seconds is not None:
-        return seconds
-    return _seconds_until_http_date(value, now())
-
-
-def _finite(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) and number >= 0 else None
-
-
-def _seconds_until_http_date(value: str, now: float) -> float | None:
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:  # an HTTP date is GMT; a naive one cannot be compared safely
-        return None
-    return max(0.0, when.timestamp() - now)
+    return retry_after_seconds(headers, now=now())
