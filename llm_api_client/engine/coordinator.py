@@ -26,14 +26,14 @@ from llm_api_client.errors import (
 )
 from llm_api_client.pipeline.call import Outcome
 from llm_api_client.pipeline.prepare import PreparedRequest, prepare_request
+from llm_api_client.pricing import estimate_cost
+from llm_api_client.ratelimit.base import Cost
 from llm_api_client.records import Result, UsageRecord
 
 # How long one wait for outcomes may last: bounds how late a stop or timeout is noticed.
 POLL_SECONDS = 0.1
 # A request whose worker died is sent again at most this many times.
 MAX_REDISPATCHES = 1
-
-Prepare = Callable[[object, int], PreparedRequest]
 
 
 @dataclass(frozen=True)
@@ -54,18 +54,22 @@ class Budget:
         self.max_cost = max_cost
         self._spent = spent
         self._reserved: dict[int, float] = {}
+        self._reserved_total = 0.0
 
-    def admit(self, index: int, model: str, cost: Any) -> bool:
-        from llm_api_client.pricing import estimate_cost
+    @property
+    def spent(self) -> float:
+        return self._spent()
 
+    def admit(self, index: int, model: str, cost: Cost) -> bool:
         projected = estimate_cost(model, cost)
-        if self._spent() + sum(self._reserved.values()) + projected > self.max_cost:
+        if self.spent + self._reserved_total + projected > self.max_cost:
             return False
         self._reserved[index] = projected
+        self._reserved_total += projected
         return True
 
     def release(self, index: int) -> None:
-        self._reserved.pop(index, None)
+        self._reserved_total -= self._reserved.pop(index, 0.0)
 
 
 class BatchStream(Iterator[Result]):
@@ -217,7 +221,7 @@ class BatchStream(Iterator[Result]):
 
     def _refuse_over_budget(self, index: int, prepared: PreparedRequest) -> None:
         assert self._budget is not None
-        spent = self._budget._spent()
+        spent = self._budget.spent
         error = BudgetExceededError(
             f"dispatch stopped: spent ${spent:.4f} of the ${self._budget.max_cost:.4f} cap, and "
             "this request could pass it",
