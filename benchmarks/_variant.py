@@ -72,21 +72,10 @@ def client_runner(kind: str, spec: Spec) -> tuple[Callable[[list[dict[str, Any]]
 
 
 def preload_litellm() -> None:
-    """Build litellm's response models' pydantic serializers in the coordinator.
-
-    Workaround for a library bug found by this benchmark: a ``ModelResponse`` unpickled in the
-    parent (processes >= 1) whose ``Choices``/``Message`` serializers were never built there is
-    left with pydantic ``MockValSer`` ones, and ``make_requests`` fails in ``model_dump`` when
-    it records the history ("'MockValSer' object is not an instance of 'SchemaSerializer'").
-    Building and dumping one full response first, as any ``litellm.completion`` would, fixes it.
-    """
+    """Import litellm (about 4 s) before anything is timed, as a warmed-up program would."""
     from llm_api_client import _offline
 
     _offline.litellm()
-    from litellm.types.utils import Choices, Message, ModelResponse, Usage
-
-    usage = Usage(prompt_tokens=1, completion_tokens=1)
-    ModelResponse(choices=[Choices(message=Message(content="x"))], usage=usage).model_dump()
 
 
 def tracker_totals(client: Any) -> dict[str, int]:
