@@ -141,15 +141,15 @@ def test_a_killed_worker_does_not_lose_its_requests(tmp_path):
 
 
 def test_close_releases_workers_and_shared_memory():
-    before = set(os.listdir("/dev/shm"))
     client = APIClient(None, None, processes=2, completion=FakeCompletion())
     client.make_requests([chat("hello")])
-    backend = client._resources.backend
-    pids = [w.process.pid for w in backend._workers]
+    segment = client._resources.limiter.name.lstrip("/")
+    pids = [w.process.pid for w in client._resources.backend._workers]
+    assert os.path.exists(f"/dev/shm/{segment}")
 
     client.close()
 
-    assert set(os.listdir("/dev/shm")) <= before
+    assert not os.path.exists(f"/dev/shm/{segment}")
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}") or _is_zombie(pid)
 

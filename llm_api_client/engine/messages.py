@@ -34,6 +34,10 @@ class WorkerExited:
     worker_id: int
 
 
+# Sent down a task pipe instead of an item: finish what you hold, say goodbye, exit.
+STOP = b""
+
+
 def encode(message: object) -> bytes:
     return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
 

@@ -1,10 +1,17 @@
-"""The multi-process backend: worker processes, each a thread pool, fed by per-worker queues.
+"""The multi-process backend: worker processes, each a thread pool, one pair of pipes each.
 
-The coordinator keeps a queue per worker and sends each item to the least-loaded live worker,
+The coordinator sends each item to the least-loaded live worker down that worker's task pipe,
 so it always knows which requests a worker holds: when a worker dies its in-flight items are
-handed back through ``lost()`` to be re-dispatched, and a replacement worker is started. All
-workers answer on one result queue. Workers are forked: they inherit the shared-memory rate
-limiter and its lock, and start in milliseconds (spawning would re-import litellm, ~4 s).
+handed back through ``lost()`` to be re-dispatched, and a replacement worker is started.
+
+Each worker answers on a result pipe of its own, never a shared queue: a worker killed while
+writing (``kill -9``, the OOM killer) would otherwise die holding the shared queue's write lock
+and silence every other worker (why CPython's process pool declares itself broken). Here the
+coordinator holds no copy of a result pipe's write end, so a dead worker's pipe ends in EOF
+after its last whole message, and nothing else is affected.
+
+Workers are forked: they inherit the shared-memory rate limiter and its lock, and start in
+milliseconds (spawning would re-import litellm, about 4 s each).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import multiprocess
 from multiprocess.connection import wait
 
 from llm_api_client.engine.execution import ExecutionConfig
-from llm_api_client.engine.messages import CallItem, WorkerExited, decode, encode
+from llm_api_client.engine.messages import STOP, CallItem, WorkerExited, decode, encode
 from llm_api_client.engine.warmup import build_response_types, warm_litellm
 from llm_api_client.engine.worker import worker_main
 from llm_api_client.pipeline.call import Outcome
@@ -34,9 +41,14 @@ SHUTDOWN_GRACE_SECONDS = 10.0
 class _Worker:
     worker_id: int
     process: Any
-    tasks: Any
+    tasks: Any  # the coordinator's (write) end of the task pipe
+    results: Any  # the coordinator's (read) end of the result pipe
     in_flight: dict[int, CallItem] = field(default_factory=dict)
-    exited: bool = False
+    exited: bool = False  # said goodbye, or its result pipe ended
+
+    @property
+    def usable(self) -> bool:
+        return not self.exited and self.process.is_alive()
 
 
 class ProcessBackend:
@@ -53,7 +65,6 @@ class ProcessBackend:
         self._limiter = limiter
         self._config = config
         self._threads = threads
-        self._results = self._ctx.Queue()
         self._owner_of: dict[int, _Worker] = {}
         self._lost: list[CallItem] = []
         self._next_id = 0
@@ -65,75 +76,86 @@ class ProcessBackend:
     def capacity(self) -> int:
         return len(self._workers) * (self._threads + PREFETCH_PER_WORKER)
 
-    @property
-    def alive(self) -> bool:
-        return any(w.process.is_alive() for w in self._workers)
-
     def _start_worker(self) -> _Worker:
-        tasks = self._ctx.Queue()
-        args = (self._next_id, tasks, self._results, self._limiter, self._config, self._threads)
+        task_reader, task_writer = self._ctx.Pipe(duplex=False)
+        result_reader, result_writer = self._ctx.Pipe(duplex=False)
+        worker_id, self._next_id = self._next_id, self._next_id + 1
         process = self._ctx.Process(
             target=worker_main,
-            args=(*args, os.getpid()),
-            name=f"llm-api-client-worker-{self._next_id}",
+            args=(worker_id, task_reader, result_writer, self._limiter, self._config),
+            kwargs={"threads": self._threads, "parent_pid": os.getpid()},
+            name=f"llm-api-client-worker-{worker_id}",
             daemon=True,
         )
         process.start()
-        self._next_id += 1
-        return _Worker(self._next_id - 1, process, tasks)
+        # Only the worker keeps these ends, so its death closes them (EOF, not a hang).
+        task_reader.close()
+        result_writer.close()
+        return _Worker(worker_id, process, task_writer, result_reader)
 
     def submit(self, item: CallItem) -> None:
         worker = min(self._live_workers(), key=lambda w: len(w.in_flight))
-        worker.tasks.put(encode(item))
+        worker.tasks.send_bytes(encode(item))
         worker.in_flight[item.index] = item
         self._owner_of[item.index] = worker
 
     def _live_workers(self) -> list[_Worker]:
-        live = [w for w in self._workers if not w.exited and w.process.is_alive()]
+        live = [w for w in self._workers if w.usable]
+        if not live:
+            self._reap_dead_workers()
+            live = [w for w in self._workers if w.usable]
         if not live:
             raise RuntimeError("no live worker process")
         return live
 
     def poll(self, timeout: float) -> list[Outcome]:
-        reader = self._results._reader
-        sentinels = [w.process.sentinel for w in self._workers if not w.exited]
-        ready = wait([reader, *sentinels], timeout)
-        outcomes = self._drain() if reader in ready else []
-        if len(ready) > (reader in ready):
-            self._reap_dead_workers()
-        return outcomes
-
-    def _drain(self) -> list[Outcome]:
+        watched = [w for w in self._workers if not w.exited]
+        handles = [w.results for w in watched] + [w.process.sentinel for w in watched]
+        ready = set(wait(handles, timeout)) if handles else set()
         outcomes: list[Outcome] = []
-        while self._results._reader.poll():
-            message = decode(self._results.get())
-            if isinstance(message, WorkerExited):
-                self._mark_exited(message.worker_id)
-                continue
-            owner = self._owner_of.pop(message.index, None)
-            if owner is not None:
-                owner.in_flight.pop(message.index, None)
-            outcomes.append(message)
+        for worker in watched:
+            if worker.results in ready:
+                outcomes.extend(self._drain(worker))
+        if any(w.process.sentinel in ready for w in watched):
+            self._reap_dead_workers(outcomes)
         return outcomes
 
-    def _mark_exited(self, worker_id: int) -> None:
-        for worker in self._workers:
-            if worker.worker_id == worker_id:
-                worker.exited = True
+    def _drain(self, worker: _Worker) -> list[Outcome]:
+        """Every whole message the worker has sent; at EOF the worker is gone."""
+        outcomes: list[Outcome] = []
+        try:
+            while worker.results.poll():
+                message = decode(worker.results.recv_bytes())
+                if isinstance(message, WorkerExited):
+                    worker.exited = True
+                    break
+                self._owner_of.pop(message.index, None)
+                worker.in_flight.pop(message.index, None)
+                outcomes.append(message)
+        except (EOFError, OSError):  # it died, possibly in the middle of a message
+            worker.exited = True
+        return outcomes
 
-    def _reap_dead_workers(self) -> None:
+    def _reap_dead_workers(self, outcomes: list[Outcome] | None = None) -> None:
         for worker in list(self._workers):
-            if worker.exited or worker.process.is_alive():
+            if worker.process.is_alive():
                 continue
-            self._drain()  # outcomes it sent before dying are not lost
+            drained = self._drain(worker)  # what it sent before dying is not lost
+            if outcomes is not None:
+                outcomes.extend(drained)
             self._lost.extend(worker.in_flight.values())
             for index in worker.in_flight:
                 self._owner_of.pop(index, None)
-            worker.tasks.cancel_join_thread()
-            self._workers.remove(worker)
+            self._retire(worker)
             if self._respawns_left > 0 or not self._workers:
                 self._respawns_left -= 1
                 self._workers.append(self._start_worker())
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.process.join(timeout=1)
+        worker.tasks.close()
+        worker.results.close()
+        self._workers.remove(worker)
 
     def lost(self) -> list[CallItem]:
         lost, self._lost = self._lost, []
@@ -143,33 +165,23 @@ class ProcessBackend:
         """Kill every worker now: calls on the wire are cut, nothing more is sent."""
         for worker in self._workers:
             worker.process.kill()
-        for worker in self._workers:
-            worker.process.join(timeout=5)
-            worker.tasks.cancel_join_thread()
-            worker.exited = True
-        self._results.cancel_join_thread()
+        for worker in list(self._workers):
+            self._retire(worker)
         self._owner_of.clear()
 
     def close(self) -> None:
-        """Let workers finish what they hold, then join them (their queues drained first)."""
-        live = [w for w in self._workers if not w.exited and w.process.is_alive()]
-        for worker in live:
-            worker.tasks.put(None)
-        self._await_exits(live)
+        """Let workers finish what they hold, then join them."""
+        for worker in self._workers:
+            if worker.usable:
+                worker.tasks.send_bytes(STOP)
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        while any(w.usable for w in self._workers) and time.monotonic() < deadline:
+            self.poll(min(0.2, max(0.0, deadline - time.monotonic())))
         for worker in self._workers:
             if worker.process.is_alive():
                 worker.process.kill()
-            worker.process.join(timeout=5)
-            worker.tasks.cancel_join_thread()
-        self._results.cancel_join_thread()
-
-    def _await_exits(self, live: list[_Worker]) -> None:
-        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
-        while any(not w.exited and w.process.is_alive() for w in live):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            self.poll(min(remaining, 0.2))
+        for worker in list(self._workers):
+            self._retire(worker)
 
     def __repr__(self) -> str:
         alive = sum(w.process.is_alive() for w in self._workers)

@@ -8,17 +8,19 @@ exits on its own when its parent dies, so no orphan keeps calling a paid API.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from llm_api_client._constants import PARENT_CHECK_INTERVAL_SECONDS
 from llm_api_client.engine.execution import ExecutionConfig, failed_outcome, run_item
-from llm_api_client.engine.messages import CallItem, WorkerExited, decode, encode
+from llm_api_client.engine.messages import STOP, CallItem, WorkerExited, decode, encode
 from llm_api_client.errors import LLMAPIClientError
 from llm_api_client.ratelimit.base import RateLimiter
 
@@ -29,29 +31,50 @@ def worker_main(
     results: Any,
     limiter: RateLimiter,
     config: ExecutionConfig,
+    *,
     threads: int,
     parent_pid: int,
 ) -> None:
-    """Entry point of a worker process; returns when it reads the ``None`` sentinel."""
+    """Entry point of a worker process: run items from ``tasks`` until ``STOP`` or EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_when_orphaned(parent_pid)
     _drop_inherited_http_clients()
+    send = _sender(results)
     with ThreadPoolExecutor(threads, thread_name_prefix=f"worker{worker_id}") as pool:
-        while (data := tasks.get()) is not None:
-            pool.submit(_run_and_send, decode(data), limiter, config, results)
-    results.put(encode(WorkerExited(worker_id)))
+        while (data := _next_task(tasks)) != STOP:
+            pool.submit(_run_and_send, decode(data), limiter, config, send)
+    send(encode(WorkerExited(worker_id)))
+
+
+def _next_task(tasks: Any) -> bytes:
+    try:
+        return bytes(tasks.recv_bytes())
+    except (EOFError, OSError):  # the coordinator is gone: finish what we hold, then exit
+        return STOP
+
+
+def _sender(results: Any) -> Callable[[bytes], None]:
+    """Whole messages from many threads: one writer at a time on the result pipe."""
+    lock = threading.Lock()
+
+    def send(data: bytes) -> None:
+        # OSError: the coordinator is gone (broken pipe); there is nobody left to tell.
+        with lock, contextlib.suppress(OSError):
+            results.send_bytes(data)
+
+    return send
 
 
 def _run_and_send(
-    item: CallItem, limiter: RateLimiter, config: ExecutionConfig, results: Any
+    item: CallItem, limiter: RateLimiter, config: ExecutionConfig, send: Callable[[bytes], None]
 ) -> None:
     outcome = run_item(item, limiter, config)
     try:
         data = encode(outcome)
-    except Exception as exc:
+    except Exception as exc:  # e.g. a response object that cannot be pickled
         error = LLMAPIClientError(f"the response could not be sent to the coordinator: {exc!r}")
         data = encode(failed_outcome(item, error))
-    results.put(data)
+    send(data)
 
 
 def _exit_when_orphaned(parent_pid: int) -> None:
