@@ -30,6 +30,9 @@ from llm_api_client.engine.execution import ExecutionConfig
 from llm_api_client.engine.sizing import default_concurrency, default_processes, split_threads
 from llm_api_client.errors import ConfigurationError, LLMAPIClientError
 from llm_api_client.pipeline.call import Outcome
+from llm_api_client.pipeline.sanitize import sanitize_request
+from llm_api_client.pipeline.tokens import count_message_tokens
+from llm_api_client.pipeline.truncate import context_window, fit_to_context
 from llm_api_client.ratelimit.base import Limits, RateLimiter
 from llm_api_client.records import Result
 from llm_api_client.tracker import APIUsageTracker
@@ -150,6 +153,7 @@ class APIClient:
 
     @property
     def details(self) -> dict[str, Any]:
+        """The client's limits and the tracker's ``details``, in one JSON-ready dict."""
         return {
             "max_requests_per_minute": self.max_requests_per_minute,
             "max_tokens_per_minute": self.max_tokens_per_minute,
@@ -168,7 +172,9 @@ class APIClient:
         """Send every request once; responses in input order, ``None`` where one failed.
 
         ``timeout`` bounds the whole batch: when it runs out the unfinished get ``None`` and
-        are cancelled. Why a request failed is in ``last_errors[index]``.
+        are cancelled. Why a request that was tried failed is in ``last_errors[index]``;
+        requests never dispatched (the timeout or the spend cap stopped the batch first) are
+        ``None`` with no entry there.
         """
         return self._make_list(requests, 0, max_workers, sanitize, timeout)
 
@@ -243,6 +249,32 @@ class APIClient:
         """
         with self.stream((build_request(item) for item in items), ordered=True, **options) as s:
             yield from s
+
+    # -- the seed's request helpers, kept for code that called them ------------------------
+    def sanitize_completion_request(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Drop unsupported parameters and fit the messages to the context window (a copy)."""
+        return fit_to_context(sanitize_request(request))
+
+    def remove_unsupported_params(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy of ``request`` without the parameters its model does not support."""
+        return sanitize_request(request)
+
+    def truncate_to_max_context_tokens(
+        self, messages: list[dict[str, Any]], model: str
+    ) -> list[dict[str, Any]]:
+        """``messages`` cut to fit ``model``'s input window (oldest turns first)."""
+        fitted = fit_to_context({"model": model, "messages": messages})
+        return list(fitted["messages"])
+
+    def get_max_context_tokens(self, model: str) -> int:
+        """The model's input window in tokens (environment overrides honoured)."""
+        return context_window(model).max_input_tokens
+
+    def count_messages_tokens(
+        self, messages: list[dict[str, Any]], *, model: str, timeout: float = 10
+    ) -> int:
+        """Prompt tokens of ``messages`` for ``model`` (tiktoken; ``timeout`` is unused)."""
+        return count_message_tokens(messages, model)
 
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:

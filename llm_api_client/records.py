@@ -17,22 +17,36 @@ if TYPE_CHECKING:
 class UsageRecord:
     """Usage of one request, over all its attempts. Never holds request content or secrets."""
 
+    #: the request's position in its batch
     index: int
+    #: the model as the request named it
     model: str
+    #: litellm's provider for it (``openai``, ``anthropic``, ...), when known
     provider: str | None = None
+    #: prompt tokens the provider reported
     prompt_tokens: int = 0
+    #: completion tokens the provider reported
     completion_tokens: int = 0
+    #: of the prompt tokens, those served from the provider's prompt cache
     cached_tokens: int = 0
+    #: of the completion tokens, those spent reasoning
     reasoning_tokens: int = 0
-    cost: float = 0.0  # USD, from litellm's price map; 0.0 when the model is not priced
-    response_time: float = 0.0  # seconds of the final attempt's call
-    attempts: int = 0  # calls sent to the provider (0: rejected before sending)
-    rate_limited: int = 0  # of those attempts, how many were answered 429
-    error: str | None = None  # the final error's class name, None on success
-    finished_at: float = 0.0  # time.time() when the request finished
+    #: USD, from litellm's price map; 0.0 when the model is not priced
+    cost: float = 0.0
+    #: seconds of the final attempt's call
+    response_time: float = 0.0
+    #: calls sent to the provider (0: rejected before sending)
+    attempts: int = 0
+    #: of those attempts, how many were answered 429
+    rate_limited: int = 0
+    #: the final error's class name, None on success
+    error: str | None = None
+    #: time.time() when the request finished
+    finished_at: float = 0.0
 
     @property
     def ok(self) -> bool:
+        """The request was answered."""
         return self.error is None
 
 
@@ -44,12 +58,18 @@ class Result:
     or ``None``; ``error`` is the typed error when it failed.
     """
 
+    #: the request's position in the iterable given to ``stream``
     index: int
+    #: the litellm ``ModelResponse``, or ``None`` when the request failed
     response: Any = None
+    #: why it failed (an ``LLMAPIClientError`` subclass), or ``None``
     error: LLMAPIClientError | None = None
+    #: calls sent to the provider, retries included
     attempts: int = 0
+    #: tokens, cost and latency of the request
     usage: UsageRecord | None = None
 
     @property
     def ok(self) -> bool:
+        """The request was answered: ``response`` holds the answer."""
         return self.error is None and self.response is not None

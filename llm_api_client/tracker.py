@@ -1,4 +1,4 @@
-"""Usage and cost of a batch: ``APIUsageTracker``, fed by the workers' ``UsageRecord``s.
+"""Usage and cost of a batch: ``APIUsageTracker``, fed by the workers' usage records.
 
 The public API of llm-api-client 0.1.8's tracker is kept, names and meaning: ``total_cost``,
 ``total_prompt_tokens``, ``total_completion_tokens``, ``num_api_calls`` (successful responses),

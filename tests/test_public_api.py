@@ -67,3 +67,32 @@ def test_client_exposes_tracker_history_and_details():
     assert client.history == []
     assert client.details["max_requests_per_minute"] == 10_000
     client.close()
+
+
+def test_the_seed_module_paths_still_import():
+    from llm_api_client.api_client import APIClient as OldClient
+    from llm_api_client.api_tracker import APIUsageTracker as OldTracker
+
+    assert OldClient is APIClient and OldTracker is APIUsageTracker
+
+
+def test_the_seed_request_helpers_work():
+    client = APIClient(processes=0)
+    request = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "hello there"}],
+        "reasoning_effort": "high",
+        "api_key": "sk-kept",
+    }
+
+    cleaned = client.sanitize_completion_request(request)
+
+    assert "reasoning_effort" not in cleaned and cleaned["api_key"] == "sk-kept"
+    assert "reasoning_effort" in request  # the caller's dict is untouched
+    assert client.get_max_context_tokens("gpt-4o-mini") == 128_000
+    assert client.count_messages_tokens(request["messages"], model="gpt-4o-mini") > 0
+    assert (
+        client.truncate_to_max_context_tokens(request["messages"], "gpt-4o-mini")
+        == (request["messages"])
+    )
+    client.close()
