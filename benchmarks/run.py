@@ -48,6 +48,10 @@ CPUS = os.cpu_count() or 1
 SECTIONS = ("throughput", "ratelimit", "stream")
 UNLIMITED_RPM = 10_000_000  # "no limit" for clients that need a number (the seed does)
 UNLIMITED_TPM = 10_000_000_000
+# litellm's per-request timeout (its REQUEST_TIMEOUT variable) in every variant. Now and then a
+# call never gets its answer and waits for the default 600 s, stalling a whole run; with this
+# it fails after a minute and shows as unanswered.
+REQUEST_TIMEOUT_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -134,10 +138,12 @@ class Runner:
             sim_base = spec.get("phases", [spec])[0]["sim"] + "/v1"
             extra = {"OPENAI_API_BASE": sim_base, "OPENAI_BASE_URL": sim_base}
             extra["OPENAI_API_KEY"] = "x"
+            extra["REQUEST_TIMEOUT"] = str(REQUEST_TIMEOUT_SECONDS)
             return self.seed_python, seed_env.seed_env(extra), "/"
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
         env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+        env["REQUEST_TIMEOUT"] = str(REQUEST_TIMEOUT_SECONDS)
         return Path(sys.executable), env, str(ROOT)
 
 
