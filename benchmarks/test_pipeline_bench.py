@@ -87,6 +87,8 @@ def _empty_cache() -> None:
 
 
 def record_rate(benchmark: Any, tokens: int) -> None:
+    if benchmark.stats is None:  # --benchmark-disable: ran once, timed nothing
+        return
     stats = benchmark.stats.stats
     benchmark.extra_info["tokens"] = tokens
     benchmark.extra_info["tokens_per_second_best"] = round(tokens / stats.min)
@@ -94,6 +96,8 @@ def record_rate(benchmark: Any, tokens: int) -> None:
 
 
 def record_per_item(benchmark: Any, items: int, unit: str) -> None:
+    if benchmark.stats is None:  # --benchmark-disable: ran once, timed nothing
+        return
     stats = benchmark.stats.stats
     benchmark.extra_info[f"us_per_{unit}_best"] = round(stats.min / items * 1e6, 2)
     benchmark.extra_info[f"us_per_{unit}_mean"] = round(stats.mean / items * 1e6, 2)
