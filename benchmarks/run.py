@@ -85,11 +85,11 @@ FULL = Plan(
 # 0 and N processes only.
 QUICK = Plan(
     latencies=(0, 50, 500),
-    batch={0: 300, 50: 300, 500: 400},
+    batch={0: 200, 50: 200, 500: 300},
     concurrency={0: 100, 50: 100, 500: 400},
-    warmup=50,
+    warmup=30,
     processes=(0, CPUS),
-    rpm_requests=250,
+    rpm_requests=300,
     tpm_requests=100,
     stream_sizes=(5_000,),
 )
