@@ -67,6 +67,8 @@ class ProcessBackend:
         self._threads = threads
         self._owner_of: dict[int, _Worker] = {}
         self._lost: list[CallItem] = []
+        # Outcomes read from a dead worker's pipe, handed out by the next poll.
+        self._drained: list[Outcome] = []
         self._next_id = 0
         # A crash loop must not fork forever: allow as many replacements as workers.
         self._respawns_left = processes
@@ -112,12 +114,13 @@ class ProcessBackend:
         watched = [w for w in self._workers if not w.exited]
         handles = [w.results for w in watched] + [w.process.sentinel for w in watched]
         ready = set(wait(handles, timeout)) if handles else set()
-        outcomes: list[Outcome] = []
+        outcomes, self._drained = self._drained, []
         for worker in watched:
             if worker.results in ready:
                 outcomes.extend(self._drain(worker))
         if any(w.process.sentinel in ready for w in watched):
-            self._reap_dead_workers(outcomes)
+            self._reap_dead_workers()
+            outcomes, self._drained = outcomes + self._drained, []
         return outcomes
 
     def _drain(self, worker: _Worker) -> list[Outcome]:
@@ -136,13 +139,11 @@ class ProcessBackend:
             worker.exited = True
         return outcomes
 
-    def _reap_dead_workers(self, outcomes: list[Outcome] | None = None) -> None:
+    def _reap_dead_workers(self) -> None:
         for worker in list(self._workers):
             if worker.process.is_alive():
                 continue
-            drained = self._drain(worker)  # what it sent before dying is not lost
-            if outcomes is not None:
-                outcomes.extend(drained)
+            self._drained.extend(self._drain(worker))  # what it sent before dying is kept
             self._lost.extend(worker.in_flight.values())
             for index in worker.in_flight:
                 self._owner_of.pop(index, None)
