@@ -8,9 +8,10 @@ to be yielded in order.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,6 @@ from llm_api_client.engine.messages import CallItem
 from llm_api_client.errors import (
     BatchTimeoutError,
     BudgetExceededError,
-    LLMAPIClientError,
     RequestError,
     WorkerCrashedError,
 )
@@ -28,7 +28,7 @@ from llm_api_client.pipeline.call import Outcome
 from llm_api_client.pipeline.prepare import PreparedRequest, prepare_request
 from llm_api_client.pricing import estimate_cost
 from llm_api_client.ratelimit.base import Cost
-from llm_api_client.records import Result, UsageRecord
+from llm_api_client.records import Result
 
 # How long one wait for outcomes may last: bounds how late a stop or timeout is noticed.
 POLL_SECONDS = 0.1
@@ -193,7 +193,7 @@ class BatchStream(Iterator[Result]):
         try:
             prepared = prepare_request(raw, index=index, sanitize=self._options.sanitize)
         except RequestError as error:
-            self._finish(_unsent_outcome(index, raw, error))
+            self._finish(failed_outcome(index, raw, error))
             return
         if self._budget is not None and not self._budget.admit(
             index, prepared.model, prepared.cost
@@ -214,7 +214,7 @@ class BatchStream(Iterator[Result]):
             self._backend.submit(item)
         except Exception as exc:
             error = RequestError(f"the request could not be sent to a worker: {exc!r}")
-            self._finish(failed_outcome(item, error))
+            self._finish(failed_outcome(item.index, item.request, error))
             return
         self._in_flight[item.index] = item
         self.submitted += 1
@@ -227,7 +227,7 @@ class BatchStream(Iterator[Result]):
             "this request could pass it",
             index=index,
         )
-        self._finish(_unsent_outcome(index, prepared.request, error))
+        self._finish(failed_outcome(index, prepared.request, error))
         self._stopping = True
         self.stop_reason = "budget"
 
@@ -242,14 +242,10 @@ class BatchStream(Iterator[Result]):
     def _redispatch_or_fail(self, item: CallItem) -> None:
         del self._in_flight[item.index]
         if item.redispatches < MAX_REDISPATCHES:
-            retry = CallItem(
-                item.index, item.request, item.cost, item.max_retries,
-                item.generation, item.redispatches + 1,
-            )  # fmt: skip
-            self._send(retry)
+            self._send(dataclasses.replace(item, redispatches=item.redispatches + 1))
             return
         error = WorkerCrashedError("the worker process died while the request was in flight")
-        self._finish(failed_outcome(item, error))
+        self._finish(failed_outcome(item.index, item.request, error))
 
     def _finish(self, outcome: Outcome) -> None:
         if self._budget is not None:
@@ -284,13 +280,6 @@ class BatchStream(Iterator[Result]):
         in_flight, self._in_flight = self._in_flight, {}
         for item in in_flight.values():
             error = BatchTimeoutError(f"the batch timeout of {self._options.timeout} s ran out")
-            self._finish(failed_outcome(item, error))
+            self._finish(failed_outcome(item.index, item.request, error))
         self.stop_reason = "timeout"
         yield from self._take_ready(final=True)
-
-
-def _unsent_outcome(index: int, raw: object, error: LLMAPIClientError) -> Outcome:
-    error.index = index
-    model = raw.get("model", "") if isinstance(raw, Mapping) else ""
-    record = UsageRecord(index=index, model=str(model), error=type(error).__name__)
-    return Outcome(index=index, response=None, error=error, record=record, headers={})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,15 +54,15 @@ def run_item(item: CallItem, limiter: RateLimiter, config: ExecutionConfig) -> O
             completion=_completion(config),
         )
     except BaseException as exc:
-        return failed_outcome(item, _internal_error(exc))
+        return failed_outcome(item.index, item.request, _internal_error(exc))
 
 
-def failed_outcome(item: CallItem, error: LLMAPIClientError) -> Outcome:
-    """An outcome for a request that ended without an answer from the provider."""
-    error.index = item.index
-    model = str(item.request.get("model", ""))
-    record = UsageRecord(index=item.index, model=model, error=type(error).__name__)
-    return Outcome(index=item.index, response=None, error=error, record=record, headers={})
+def failed_outcome(index: int, request: object, error: LLMAPIClientError) -> Outcome:
+    """An outcome for a request that ended without an answer (``request`` may be malformed)."""
+    error.index = index
+    model = request.get("model", "") if isinstance(request, Mapping) else ""
+    record = UsageRecord(index=index, model=str(model), error=type(error).__name__)
+    return Outcome(index=index, response=None, error=error, record=record, headers={})
 
 
 def _internal_error(exc: BaseException) -> LLMAPIClientError:

@@ -73,7 +73,7 @@ def _run_and_send(
         data = encode(outcome)
     except Exception as exc:  # e.g. a response object that cannot be pickled
         error = LLMAPIClientError(f"the response could not be sent to the coordinator: {exc!r}")
-        data = encode(failed_outcome(item, error))
+        data = encode(failed_outcome(item.index, item.request, error))
     send(data)
 
 
