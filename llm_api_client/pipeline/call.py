@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 from llm_api_client import _offline, errors
@@ -28,9 +27,11 @@ from llm_api_client._constants import (
     MAX_RETRY_AFTER_SECONDS,
 )
 from llm_api_client._redact import SECRET_KEYS
+from llm_api_client.pipeline.litellm_logging import unheard_logging_skipped
 from llm_api_client.pipeline.retry import RetryPolicy
 from llm_api_client.pipeline.translate import translate_exception
 from llm_api_client.pricing import cost_of
+from llm_api_client.ratelimit import accounting
 from llm_api_client.ratelimit.base import Cost, RateLimiter
 from llm_api_client.records import UsageRecord
 
@@ -137,7 +138,8 @@ class _Attempts:
         self.sent += 1
         start = self.clock()
         try:
-            response = self.completion(**self.kwargs)
+            with unheard_logging_skipped(litellm):
+                response = self.completion(**self.kwargs)
         except Exception as exc:
             self.response_time = self.clock() - start
             raise self._failed(exc) from exc
@@ -249,23 +251,6 @@ def _record(
     )
 
 
-# ratelimit.accounting is written alongside this module; until it is importable, nothing is
-# settled (the reservation made at admission stands, which is safe: it only over-counts).
-_accounting_module: ModuleType | None = None
-_accounting_checked = False
-
-
-def _accounting() -> ModuleType | None:
-    global _accounting_module, _accounting_checked
-    if not _accounting_checked:
-        try:
-            from llm_api_client.ratelimit import accounting
-        except ImportError:
-            accounting = None  # type: ignore[assignment]
-        _accounting_module, _accounting_checked = accounting, True
-    return _accounting_module
-
-
 def _settle(
     limiter: RateLimiter,
     cost: Cost,
@@ -275,8 +260,7 @@ def _settle(
     settlement: str | None,
 ) -> None:
     """Give back the part of the admission cost a usage-settling provider did not charge."""
-    accounting = _accounting()
-    if accounting is None or not accounting.settles_on_actual_usage(model, provider, settlement):
+    if not accounting.settles_on_actual_usage(model, provider, settlement):
         return
     prompt, completion, _, _ = _usage_numbers(response)
     refund = accounting.refund_for(cost, prompt, completion)
