@@ -29,8 +29,8 @@ MAX_RETRY_AFTER_SECONDS = 60.0
 # spends 3.6-4.4 ms of CPU per call under the GIL). Plan each worker process for this share.
 CALLS_PER_SECOND_PER_PROCESS = 150.0
 
-# Worker threads: enough concurrency to reach the rate limit at the observed latency, capped.
-# Little's law: concurrency = rate x latency; assume 2 s latency until observed.
+# Requests in flight by default: enough to reach the rate limit at the observed latency, capped
+# (engine.sizing.LatencyWindow). Little's law: concurrency = rate x latency; 2 s until observed.
 ASSUMED_LATENCY_SECONDS = 2.0
 MAX_THREADS_PER_PROCESS = 256
 MIN_THREADS = 4

@@ -22,12 +22,19 @@ from llm_api_client._constants import (
     DEFAULT_MAX_REQUESTS_PER_MINUTE,
     DEFAULT_MAX_TOKENS_PER_MINUTE,
     DEFAULT_PROBE_SECONDS,
+    MAX_THREADS_PER_PROCESS,
 )
 from llm_api_client._redact import redact_request
 from llm_api_client.engine.backend import Backend
 from llm_api_client.engine.coordinator import BatchOptions, BatchStream, Budget
 from llm_api_client.engine.execution import ExecutionConfig
-from llm_api_client.engine.sizing import default_concurrency, default_processes, split_threads
+from llm_api_client.engine.sizing import (
+    FixedWindow,
+    LatencyWindow,
+    Window,
+    default_processes,
+    split_threads,
+)
 from llm_api_client.errors import ConfigurationError, LLMAPIClientError
 from llm_api_client.pipeline.call import Outcome
 from llm_api_client.pipeline.sanitize import sanitize_request
@@ -74,8 +81,9 @@ class APIClient:
         print(client.tracker)
 
     Parameters (the seed's, unchanged): ``max_requests_per_minute`` and
-    ``max_tokens_per_minute`` (``None``: unlimited), ``max_workers`` (threads in all; default:
-    enough to reach the request rate at 2 s latency, capped at 256 per process) and
+    ``max_tokens_per_minute`` (``None``: unlimited), ``max_workers`` (requests in flight, on as many
+    threads; default: enough to reach the rate limit at the latency observed so far, starting
+    from 2 s, capped at 256 per process) and
     ``max_delay_seconds`` (a request not admitted by the rate limiter within this fails with
     ``RateLimitDelayExceeded`` and is not sent).
 
@@ -345,19 +353,27 @@ class APIClient:
             self._resources.close_backend()
         self._busy.release()
 
-    def _backend_for(self, size: int | None, max_workers: int | None) -> tuple[Backend, int]:
+    def _backend_for(self, size: int | None, max_workers: int | None) -> tuple[Backend, Window]:
         processes = self.processes
         if processes is None:
             processes = default_processes(self.max_requests_per_minute, size)
+        slack = 4 * max(1, processes)  # room for results waiting to be yielded in order
         threads = max_workers or self._max_workers
-        if threads is None:
-            threads = default_concurrency(self.max_requests_per_minute, processes)
-        key = (processes, split_threads(threads, processes))
+        window: Window
+        if threads is None:  # threads start lazily: a high cap costs nothing until used
+            per_process = MAX_THREADS_PER_PROCESS
+            cap = per_process * max(1, processes)
+            limits = (self.max_requests_per_minute, self.max_tokens_per_minute)
+            window = LatencyWindow(*limits, cap=cap, slack=slack)
+        else:
+            per_process = split_threads(threads, processes)
+            window = FixedWindow(threads + slack)
+        key = (processes, per_process)
         if self._resources.backend is None or self._resources.backend_key != key:
             self._resources.close_backend()
             self._resources.backend = self._start_backend(*key)
             self._resources.backend_key = key
-        return self._resources.backend, threads + 4 * max(1, processes)
+        return self._resources.backend, window
 
     def _start_backend(self, processes: int, threads: int) -> Backend:
         limiter = self._limiter()

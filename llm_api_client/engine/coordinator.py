@@ -2,8 +2,9 @@
 
 It runs in the caller's thread as a generator (``BatchStream``), so a batch needs no thread of
 its own in the parent and stops the moment the caller stops iterating. Memory stays bounded:
-requests are pulled from the source only while fewer than ``window`` are in flight or waiting
-to be yielded in order.
+requests are pulled from the source only while fewer than the window's size are in flight or
+waiting to be yielded in order (the window follows the observed latency unless the user fixed
+``max_workers``; see ``sizing``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from llm_api_client.engine.backend import Backend
 from llm_api_client.engine.execution import failed_outcome
 from llm_api_client.engine.messages import CallItem
+from llm_api_client.engine.sizing import FixedWindow, Window
 from llm_api_client.errors import (
     BatchTimeoutError,
     BudgetExceededError,
@@ -44,7 +46,7 @@ class BatchOptions:
     sanitize: bool = True
     timeout: float | None = None
     ordered: bool = False
-    window: int | None = None  # None: the backend's capacity
+    window: Window | None = None  # None: the backend's capacity
 
 
 class Budget:
@@ -101,7 +103,7 @@ class BatchStream(Iterator[Result]):
         self._on_finish = on_finish
         self._budget = budget
         self._clock = clock
-        self._window = min(options.window or backend.capacity, backend.capacity)
+        self._window = options.window or FixedWindow(backend.capacity)
         self._in_flight: dict[int, CallItem] = {}
         self._ready: deque[Result] = deque()
         self._reorder: dict[int, Result] = {}
@@ -137,6 +139,11 @@ class BatchStream(Iterator[Result]):
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
+
+    @property
+    def window(self) -> int:
+        """How many requests may be in flight or waiting to be yielded now."""
+        return min(self._window.size, self._backend.capacity)
 
     def __repr__(self) -> str:
         return (
@@ -187,7 +194,7 @@ class BatchStream(Iterator[Result]):
             self._dispatch(index, raw)
 
     def _has_room(self) -> bool:
-        return len(self._in_flight) + len(self._reorder) + len(self._ready) < self._window
+        return len(self._in_flight) + len(self._reorder) + len(self._ready) < self.window
 
     def _dispatch(self, index: int, raw: object) -> None:
         try:
@@ -200,6 +207,7 @@ class BatchStream(Iterator[Result]):
         ):
             self._refuse_over_budget(index, prepared)
             return
+        self._window.dispatched(prepared.cost)
         item = CallItem(
             index=index,
             request=prepared.request,
@@ -235,6 +243,7 @@ class BatchStream(Iterator[Result]):
         for outcome in self._backend.poll(timeout):
             if outcome.index in self._in_flight:
                 del self._in_flight[outcome.index]
+                self._window.finished(outcome.record)
                 self._finish(outcome)
         for item in self._backend.lost():
             self._redispatch_or_fail(item)
