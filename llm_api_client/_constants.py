@@ -33,6 +33,9 @@ CALLS_PER_SECOND_PER_PROCESS = 150.0
 # (engine.sizing.LatencyWindow). Little's law: concurrency = rate x latency; 2 s until observed.
 ASSUMED_LATENCY_SECONDS = 2.0
 MAX_THREADS_PER_PROCESS = 256
+# HTTP connections one process opens at most (litellm's and httpx's default); threads beyond it
+# wait for a connection. See pipeline.litellm_http for why idle ones are all kept.
+MAX_CONNECTIONS_PER_PROCESS = 100
 MIN_THREADS = 4
 
 # Below this many requests a batch runs in the calling process (threads only): starting worker

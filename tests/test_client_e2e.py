@@ -63,3 +63,13 @@ def test_rate_limited_batch_draws_no_429(sim):
 
     assert all(r is not None for r in responses)
     assert stats["rejected_429"] == 0
+
+
+def test_litellm_calls_go_through_a_pool_that_keeps_its_connections(sim):
+    import litellm
+
+    with APIClient(processes=0, max_workers=4) as client:
+        assert client.make_requests([request(sim, 3)])[0] is not None
+
+    pool = litellm.client_session._transport._pool
+    assert pool._max_keepalive_connections == pool._max_connections  # httpx's default keeps 20

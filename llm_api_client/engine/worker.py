@@ -22,6 +22,7 @@ from llm_api_client._constants import PARENT_CHECK_INTERVAL_SECONDS
 from llm_api_client.engine.execution import ExecutionConfig, failed_outcome, run_item
 from llm_api_client.engine.messages import STOP, CallItem, WorkerExited, decode, encode
 from llm_api_client.errors import LLMAPIClientError
+from llm_api_client.pipeline.litellm_http import install_http_client
 from llm_api_client.ratelimit.base import RateLimiter
 
 
@@ -38,7 +39,7 @@ def worker_main(
     """Entry point of a worker process: run items from ``tasks`` until ``STOP`` or EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_when_orphaned(parent_pid)
-    _drop_inherited_http_clients()
+    _drop_inherited_http_clients(config)
     send = _sender(results)
     with ThreadPoolExecutor(threads, thread_name_prefix=f"worker{worker_id}") as pool:
         while (data := _next_task(tasks)) != STOP:
@@ -88,9 +89,11 @@ def _exit_when_orphaned(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def _drop_inherited_http_clients() -> None:
-    """Forget HTTP clients forked from the parent: their sockets belong to the parent."""
+def _drop_inherited_http_clients(config: ExecutionConfig) -> None:
+    """Forget HTTP clients forked from the parent (their sockets belong to it); make our own."""
     litellm = sys.modules.get("litellm")
     cache = getattr(litellm, "in_memory_llm_clients_cache", None)
     if cache is not None:
         cache.flush_cache()
+    if litellm is not None and config.completion is None:
+        install_http_client(litellm)

@@ -1,0 +1,62 @@
+"""litellm's HTTP client: a pool that keeps its connections, one per process, never the user's."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from llm_api_client._constants import MAX_CONNECTIONS_PER_PROCESS
+from llm_api_client.pipeline import litellm_http
+from llm_api_client.pipeline.litellm_http import install_http_client, keep_alive_client
+
+
+@pytest.fixture(autouse=True)
+def forget_installed(monkeypatch):
+    monkeypatch.setattr(litellm_http, "_installed", None)
+    monkeypatch.setattr(litellm_http, "_installed_in", None)
+
+
+def pool_limits(client: httpx.Client) -> tuple[object, object]:
+    pool = client._transport._pool  # type: ignore[attr-defined]
+    return pool._max_connections, pool._max_keepalive_connections
+
+
+def test_the_pool_never_closes_connections_for_being_surplus():
+    with keep_alive_client() as client:
+        # httpx's default would be (100, 20): idle connections past 20 closed after each request
+        assert pool_limits(client) == (MAX_CONNECTIONS_PER_PROCESS, MAX_CONNECTIONS_PER_PROCESS)
+
+
+def test_installed_once_per_process():
+    litellm = SimpleNamespace(client_session=None)
+    install_http_client(litellm)
+    first = litellm.client_session
+    install_http_client(litellm)
+
+    assert isinstance(first, httpx.Client)
+    assert litellm.client_session is first
+    first.close()
+
+
+def test_a_users_own_client_is_left_alone():
+    own = httpx.Client()
+    litellm = SimpleNamespace(client_session=own)
+    install_http_client(litellm)
+
+    assert litellm.client_session is own
+    own.close()
+
+
+def test_a_forked_child_makes_its_own(monkeypatch):
+    litellm = SimpleNamespace(client_session=None)
+    install_http_client(litellm)
+    parents = litellm.client_session
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # as if this were the child of a fork
+    install_http_client(litellm)
+
+    assert litellm.client_session is not parents
+    parents.close()
+    litellm.client_session.close()
