@@ -78,7 +78,7 @@ FULL = Plan(
     rpm_requests=1200,
     tpm_requests=400,
     stream_sizes=(5_000, 25_000, 100_000),
-    rounds=2,
+    rounds=3,
 )
 # At the ~140 requests/s one streamed batch sustains on this shared 2-core machine, 25k
 # requests alone would take 3 minutes: --quick streams 5k only, and measures the library at

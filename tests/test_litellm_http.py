@@ -60,3 +60,14 @@ def test_a_forked_child_makes_its_own(monkeypatch):
     assert litellm.client_session is not parents
     parents.close()
     litellm.client_session.close()
+
+
+def test_sdk_clients_cached_on_litellms_own_pools_are_dropped():
+    flushed = []
+    cache = SimpleNamespace(flush_cache=lambda: flushed.append(True))
+    litellm = SimpleNamespace(client_session=None, in_memory_llm_clients_cache=cache)
+    install_http_client(litellm)
+    install_http_client(litellm)  # already ours: nothing more to drop
+
+    assert flushed == [True]
+    litellm.client_session.close()

@@ -16,7 +16,8 @@ threads beyond that wait for a connection, as they do with plain litellm. That c
 faster setting: at 500 ms of latency and 400 threads, one process answered 1,500 requests in
 11-15 s with it and 16-20 s with no cap, where more calls at once only contend for the GIL.
 A client the user set themselves is left alone. After a fork the child makes its own, since
-the parent's connections are not its to use.
+the parent's connections are not its to use. SDK clients litellm cached before (on its own
+pools) are dropped from its cache, so every later call uses the new pool.
 """
 
 from __future__ import annotations
@@ -46,6 +47,18 @@ def install_http_client(litellm: Any) -> None:
         _installed = keep_alive_client()
         _installed_in = os.getpid()
         litellm.client_session = _installed
+        _forget_cached_clients(litellm)
+
+
+def _forget_cached_clients(litellm: Any) -> None:
+    """Drop the SDK clients litellm cached on its own pools before ours was set.
+
+    litellm closes an evicted client only once it is idle and out of a grace period, so calls
+    still using one finish normally.
+    """
+    cache = getattr(litellm, "in_memory_llm_clients_cache", None)
+    if cache is not None:
+        cache.flush_cache()
 
 
 def keep_alive_client() -> httpx.Client:
