@@ -22,7 +22,7 @@ from llm_api_client._constants import PARENT_CHECK_INTERVAL_SECONDS
 from llm_api_client.engine.execution import ExecutionConfig, failed_outcome, run_item
 from llm_api_client.engine.messages import STOP, CallItem, WorkerExited, decode, encode
 from llm_api_client.errors import LLMAPIClientError
-from llm_api_client.pipeline.litellm_http import install_http_client
+from llm_api_client.pipeline.litellm_http import forget_cached_clients, install_http_client
 from llm_api_client.ratelimit.base import RateLimiter
 
 
@@ -92,8 +92,8 @@ def _exit_when_orphaned(parent_pid: int) -> None:
 def _drop_inherited_http_clients(config: ExecutionConfig) -> None:
     """Forget HTTP clients forked from the parent (their sockets belong to it); make our own."""
     litellm = sys.modules.get("litellm")
-    cache = getattr(litellm, "in_memory_llm_clients_cache", None)
-    if cache is not None:
-        cache.flush_cache()
-    if litellm is not None and config.completion is None:
+    if litellm is None:
+        return
+    forget_cached_clients(litellm)
+    if config.completion is None:
         install_http_client(litellm)

@@ -47,11 +47,11 @@ def install_http_client(litellm: Any) -> None:
         _installed = keep_alive_client()
         _installed_in = os.getpid()
         litellm.client_session = _installed
-        _forget_cached_clients(litellm)
+        forget_cached_clients(litellm)
 
 
-def _forget_cached_clients(litellm: Any) -> None:
-    """Drop the SDK clients litellm cached on its own pools before ours was set.
+def forget_cached_clients(litellm: Any) -> None:
+    """Drop the SDK clients litellm has cached (on its own pools, or forked from a parent).
 
     litellm closes an evicted client only once it is idle and out of a grace period, so calls
     still using one finish normally.
