@@ -27,15 +27,17 @@ from llm_api_client.ratelimit.headers import parse_rate_limit_headers
 class LockedStateRateLimiter(RateLimiter):
     """A limiter whose state is ``bucket``'s float array, guarded by one lock.
 
-    Subclasses set ``limits``, ``_configured``, ``_state``, ``_lock``, ``_clock`` and ``_sleep``.
+    Subclasses call ``__init__`` for the settings and set ``_state`` and ``_lock`` (the storage).
     """
 
-    limits: Limits
-    _configured: tuple[float | None, ...]
     _state: bucket.State
     _lock: Any  # threading.Lock or multiprocess.Lock: both are context managers
-    _clock: Clock
-    _sleep: Sleep
+
+    def __init__(self, limits: Limits, clock: Clock, sleep: Sleep) -> None:
+        self.limits = limits
+        self._configured = bucket.configured_limits(limits)
+        self._clock = clock
+        self._sleep = sleep
 
     def acquire(self, cost: Cost, *, max_delay: float | None = None) -> float:
         costs = bucket.costs_of(cost)

@@ -38,9 +38,6 @@ class InProcessRateLimiter(LockedStateRateLimiter):
         sleep: Sleep = time.sleep,
         probe_seconds: float = 0.0,
     ) -> None:
-        self.limits = limits
-        self._configured = bucket.configured_limits(limits)
-        self._clock = clock
-        self._sleep = sleep
+        super().__init__(limits, clock, sleep)
         self._lock = threading.Lock()
         self._state = bucket.initial_state(limits, clock(), probe_seconds)

@@ -150,10 +150,7 @@ class SharedMemoryRateLimiter(LockedStateRateLimiter):
         context: Any = None,
         stale_lock_seconds: float = STALE_LOCK_SECONDS,
     ) -> None:
-        self.limits = limits
-        self._configured = bucket.configured_limits(limits)
-        self._clock = clock
-        self._sleep = sleep
+        super().__init__(limits, clock, sleep)
         self._lock = _BreakableLock((context or multiprocess).Lock(), stale_lock_seconds)
         self._attach(_Segment.create(bucket.initial_state(limits, clock(), probe_seconds)))
 
@@ -192,9 +189,6 @@ class SharedMemoryRateLimiter(LockedStateRateLimiter):
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.limits = state["limits"]
-        self._configured = bucket.configured_limits(self.limits)
-        self._clock = state["clock"]
-        self._sleep = state["sleep"]
+        super().__init__(state["limits"], state["clock"], state["sleep"])
         self._lock = state["lock"]
         self._attach(_Segment.attach(state["name"]))
