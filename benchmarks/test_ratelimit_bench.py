@@ -50,25 +50,26 @@ def hammer(limiter: Any, count: int) -> None:
         limiter.acquire(COST)
 
 
-def run_threads(limiter: Any, threads: int) -> float:
-    pool = [threading.Thread(target=hammer, args=(limiter, PER_WORKER)) for _ in range(threads)]
-    start = time.perf_counter()
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    return threads * PER_WORKER / (time.perf_counter() - start)
-
-
-def run_processes(limiter: Any, processes: int) -> float:
-    workers = [FORK.Process(target=hammer, args=(limiter, PER_WORKER)) for _ in range(processes)]
+def acquisitions_per_second(workers: list[Any]) -> float:
+    """Start ``workers`` (threads or processes, each running ``hammer``) and time them all."""
     start = time.perf_counter()
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
+    return len(workers) * PER_WORKER / (time.perf_counter() - start)
+
+
+def run_threads(limiter: Any, threads: int) -> float:
+    pool = [threading.Thread(target=hammer, args=(limiter, PER_WORKER)) for _ in range(threads)]
+    return acquisitions_per_second(pool)
+
+
+def run_processes(limiter: Any, processes: int) -> float:
+    workers = [FORK.Process(target=hammer, args=(limiter, PER_WORKER)) for _ in range(processes)]
+    rate = acquisitions_per_second(workers)
     assert [worker.exitcode for worker in workers] == [0] * processes
-    return processes * PER_WORKER / (time.perf_counter() - start)
+    return rate
 
 
 @pytest.mark.parametrize("threads", [4])
