@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import _harness as h
+import inprocess_overhead as overhead
 import pytest
 from macrobench import checks, ratelimit, report, runner, throughput
 from macrobench.plan import BARE, SEED, UNLIMITED_RPM, UNLIMITED_TPM, ours
@@ -167,3 +168,48 @@ def test_one_variant_end_to_end() -> None:
     assert measured["ok"] == 5 and measured["wrong"] == 0 and measured["cpu"] > 0
     verdict = checks.batch_check(measured, checks.take_stats(measured), tracked=True)
     assert verdict == {"ok": True, "problems": []}
+
+
+def test_overhead_pairs_alternate_their_order_and_divide_ours_by_bare() -> None:
+    assert [overhead.order(k) for k in range(3)] == [
+        ("ours", "bare"),
+        ("bare", "ours"),
+        ("ours", "bare"),
+    ]
+    pairs = [
+        {"ours": overhead.Batch(100, 5.0, ()), "bare": overhead.Batch(90, 4.0, ())},
+        {"ours": overhead.Batch(100, 3.0, ()), "bare": overhead.Batch(90, 4.0, ())},
+        {"ours": overhead.Batch(100, 4.0, ()), "bare": overhead.Batch(90, 4.0, ())},
+    ]
+    assert overhead.ratios(pairs) == [1.25, 0.75, 1.0]
+    assert overhead.verdict(pairs).startswith("CPU per request, ours / bare: median 1.00x")
+
+
+def test_overhead_batch_counts_lost_and_misplaced_answers() -> None:
+    """A fake run answering request 0 with request 1's echo and dropping request 2."""
+
+    def run(batch: list[dict[str, Any]]) -> list[Any]:
+        echoes = [_response("echo: " + r["messages"][-1]["content"]) for r in batch]
+        return [echoes[1], echoes[1], None, *echoes[3:]]
+
+    measured = overhead.measure(run, "t", 5, "http://127.0.0.1:1/v1", settle=0.0)
+    assert measured.problems == ("1 unanswered", "1 answering another request")
+    assert measured.rps > 0 and measured.cpu_ms >= 0
+
+
+def test_overhead_runs_end_to_end() -> None:
+    """One tiny pair through ``inprocess_overhead.py``: a row per pair, a median, exit 0."""
+    env = dict(os.environ, PYTHONPATH=str(runner.ROOT), LITELLM_LOCAL_MODEL_COST_MAP="True")
+    argv = ["--pairs", "1", "--requests", "6", "--warmup", "2", "--threads", "3"]
+    argv += ["--latency-ms", "0", "--settle", "0", "--markdown"]
+    done = subprocess.run(
+        [sys.executable, str(runner.BENCHMARKS / "inprocess_overhead.py"), *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+    assert "| 1 | ours then bare |" in done.stdout
+    assert "median" in done.stdout and "FAIL" not in done.stdout
