@@ -213,3 +213,17 @@ def test_overhead_runs_end_to_end() -> None:
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     assert "| 1 | ours then bare |" in done.stdout
     assert "median" in done.stdout and "FAIL" not in done.stdout
+
+
+def test_soak_markdown_puts_warm_and_end_side_by_side() -> None:
+    import soak
+
+    warm = {"rss_kib": 300_000, "threads": 2, "fds": 22, "worker_rss_kib": 440_000}
+    end = warm | {"rss_kib": 301_024, "worker_rss_kib": 456_448}
+    figures = {"requests": 50_000, "failed": 3, "seconds": 202.1, "requests_per_second": 247.4}
+    text = soak.markdown(figures | {"warm": warm, "end": end}, 5_000)
+    lines = text.splitlines()
+    assert lines[0] == "| | after 5,000 | after 50,000 |"
+    assert "| coordinator RSS | 300,000 KiB | 301,024 KiB |" in lines
+    assert "| workers' RSS (all) | 440,000 KiB | 456,448 KiB |" in lines
+    assert lines[-1] == "49,997 of 50,000 answered, 247.4 requests/s over 202.1 s."
