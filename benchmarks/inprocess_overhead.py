@@ -133,12 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     given = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "benchmarks/inprocess_overhead.py", *given])
-    started, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), report.loadavg()
-    clock = time.perf_counter()
+    clock = report.RunClock()
     with Simulator(process=True, latency_ms=args.latency_ms) as sim:
         pairs = compare(args, sim.base_url)
-    elapsed = time.perf_counter() - clock
-    print(report.header(command, started, elapsed, (load, report.loadavg())) + "\n")
+    print(clock.header(command) + "\n")
     print(table(pairs, markdown=args.markdown) + "\n")
     print(verdict(pairs))
     problems = [

@@ -32,7 +32,6 @@ import argparse
 import json
 import shlex
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,14 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     chosen = [s for s in SECTIONS if s in (args.only or SECTIONS)]
     command = shlex.join(["python", "benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)])
-    started, load_before = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), report.loadavg()
-    clock = time.perf_counter()
+    clock = report.RunClock()
     runner = make_runner(any(s in chosen for s in ("throughput", "ratelimit")), log)
     plan = QUICK if args.quick else FULL
     rows = [row for section in chosen for row in STEPS[section](plan, runner)]
-    head = report.header(
-        command, started, time.perf_counter() - clock, (load_before, report.loadavg())
-    )
+    head = clock.header(command)
     for label, tail in runner.tails.items():
         log(f"--- stderr of {label} ---\n{tail}")
     return conclude(rows, chosen, command, head, args)

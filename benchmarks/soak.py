@@ -73,7 +73,7 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--markdown", action="store_true", help="a Markdown table, not JSON")
     args = parser.parse_args()
-    begun, load = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), report.loadavg()
+    clock = report.RunClock()
     warm_at = args.requests // 10
     faults = {"fail_rate": 0.01, "drop_rate": 0.005, "seed": 1}
     with Simulator(process=True, **faults) as sim:
@@ -98,7 +98,7 @@ def main() -> int:
     }
     if args.markdown:
         command = shlex.join(["python", "benchmarks/soak.py", *sys.argv[1:]])
-        print(report.header(command, begun, elapsed, (load, report.loadavg())) + "\n")
+        print(clock.header(command) + "\n")
         print(markdown(figures, warm_at))
     else:
         print(json.dumps(figures, indent=2))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import subprocess
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -177,15 +178,24 @@ def summary(outcome: Outcome) -> str:
 # -- where and when -----------------------------------------------------------------------
 
 
-def header(command: str, started: str, elapsed: float, load: tuple[str, str]) -> str:
-    """One paragraph: the command, when, on which commit and machine, and how loaded."""
-    from importlib.metadata import version
+class RunClock:
+    """When a run started and how loaded the machine was; at the end, the run's header line."""
 
-    return (
-        f"`{command}`: started {started}, {elapsed:.0f} s, commit {commit()}, on {CPUS} CPUs "
-        f"({cpu_model()}), Python {platform.python_version()}, litellm {version('litellm')}; "
-        f"load average {load[0]} before, {load[1]} after."
-    )
+    def __init__(self) -> None:
+        self.started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        self.load_before = loadavg()
+        self._clock = time.perf_counter()
+
+    def header(self, command: str) -> str:
+        """One paragraph: the command, when, on which commit and machine, and how loaded."""
+        from importlib.metadata import version
+
+        elapsed = time.perf_counter() - self._clock
+        return (
+            f"`{command}`: started {self.started}, {elapsed:.0f} s, commit {commit()}, on "
+            f"{CPUS} CPUs ({cpu_model()}), Python {platform.python_version()}, litellm "
+            f"{version('litellm')}; load average {self.load_before} before, {loadavg()} after."
+        )
 
 
 def commit() -> str:
