@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import threading
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from llm_api_client import _offline
+from llm_api_client import APIClient, _offline
 from llm_api_client._constants import DEFAULT_MAX_OUTPUT_TOKENS
 from llm_api_client.errors import ContextWindowExceededError, InvalidRequestError
 from llm_api_client.pipeline.prepare import (
@@ -77,6 +78,7 @@ def request(**params: Any) -> dict[str, Any]:
         (request(top_p=[1]), "'top_p'"),
         (request(seed=1.5), "'seed'"),
         (request(stream="yes"), "'stream'"),
+        (request(stream=True), "'stream' must be False: streamed answers are not supported"),
         (request(stop=5), "'stop'"),
         (request(stop=["a", 1]), "'stop'"),
         (request(tools={"type": "function"}), "'tools'"),
@@ -309,3 +311,23 @@ def test_per_request_api_base_key_timeout_and_headers_reach_the_provider(recorde
     assert lowered["authorization"] == "Bearer sk-per-request-key-0001"
     assert lowered["x-trace-id"] == "t-1"
     assert body["user"] == "u-1" and body["model"] == "gpt-4o-mini"
+
+
+@pytest.mark.parametrize("processes", [0, 2], ids=["threads", "processes"])
+def test_a_streamed_request_is_refused_unsent_and_the_batch_goes_on(processes: int) -> None:
+    # litellm answers stream=True with a chunk iterator: the thread backend crashed storing it
+    # (every result lost), the process backend could not pickle it (a paid answer lost).
+    answer = functools.partial(litellm.completion, mock_response="A canned answer.")
+    batch = [request(), request(stream=True), request(stream=False)]
+
+    with APIClient(processes=processes, completion=answer) as client:
+        responses = client.make_requests(batch)
+
+    assert [r.choices[0].message.content if r else None for r in responses] == [
+        "A canned answer.",
+        None,
+        "A canned answer.",
+    ]
+    error = client.last_errors[1]
+    assert isinstance(error, InvalidRequestError) and "'stream' must be False" in str(error)
+    assert client.tracker.num_api_calls == 2  # the streamed one was never sent
