@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llm_api_client._redact import REDACTED, is_secret_key, redact_text
+from llm_api_client._redact import REDACTED, is_secret_key, redact_text, redact_url
 
 __all__ = [
     "BATCH_URL",
@@ -400,7 +400,11 @@ def is_success_row(row: Any) -> bool:
 
 
 def strip_credentials(body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-    """``body`` without credentials (``api_key``, auth headers), and whether it had any."""
+    """``body`` without credentials, and whether it had any.
+
+    ``api_key`` and auth headers are dropped; the user-info of a URL (``api_base``, ...) is
+    replaced by ``[REDACTED]``, so the line shows where a credential must be put back.
+    """
     stripped: dict[str, Any] = {}
     removed = False
     for key, value in body.items():
@@ -410,6 +414,9 @@ def strip_credentials(body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
             kept = {k: v for k, v in value.items() if not is_secret_key(str(k))}
             removed = removed or len(kept) != len(value)
             stripped[key] = kept
+        elif isinstance(value, str):
+            stripped[key] = redact_url(value)
+            removed = removed or stripped[key] != value
         else:
             stripped[key] = value
     return stripped, removed

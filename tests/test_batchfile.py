@@ -237,8 +237,22 @@ def test_failure_request_is_rerunnable_and_has_no_credentials(tmp_path: Path) ->
     assert (reparsed.custom_id, reparsed.body["messages"]) == ("c", BODY["messages"])
 
 
+def test_user_info_in_a_url_is_a_credential_in_every_row() -> None:
+    proxy = f"https://team:{SENTINEL_KEY}@proxy.example/v1"
+    body = {**BODY, "api_base": proxy, "base_url": f"http://{SENTINEL_KEY}@gw.example"}
+    line, removed = failure_request(BatchRequest(3, "c", body))
+    error = APIConnectionError(f"Connection error: POST {proxy}/chat/completions")
+
+    assert removed
+    assert line["body"]["api_base"] == "https://[REDACTED]@proxy.example/v1"
+    assert line["body"]["base_url"] == "http://[REDACTED]@gw.example"
+    assert SENTINEL_KEY not in json.dumps(line) + json.dumps(error_row("c", error))
+
+
 def test_strip_credentials_reports_nothing_removed() -> None:
     assert strip_credentials(BODY) == (BODY, False)
+    plain = {**BODY, "api_base": "http://127.0.0.1:8000/v1", "user": "someone@example.com"}
+    assert strip_credentials(plain) == (plain, False)
 
 
 def test_appender_writes_whole_lines_and_fsyncs_by_count_and_time(tmp_path: Path) -> None:

@@ -50,9 +50,8 @@ def echo(index: int, request: Mapping[str, Any]) -> Result:
     content = request["messages"][-1]["content"]
     usage = UsageRecord(index=index, model="sim", prompt_tokens=10, completion_tokens=5, cost=0.01)
     if content.startswith("fail"):
-        error = InternalServerError(
-            f"boom for {request.get('api_key')}", status_code=500, body={"error": "boom"}
-        )
+        where = f"boom for {request.get('api_key')} at {request.get('api_base')}"
+        error = InternalServerError(where, status_code=500, body={"error": "boom"})
         return Result(index, error=error, attempts=3, usage=usage)
     return Result(index, response=FakeResponse(content), attempts=1, usage=usage)
 
@@ -300,23 +299,28 @@ def test_failures_file_is_rerunnable_and_free_of_credentials(
     client: FakeClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     headers = {"Authorization": f"Bearer {SENTINEL_KEY}"}
+    proxy = f"https://team:{SENTINEL_KEY}@proxy.example/v1"
     lines = [
         batch_line("ok", "fine", api_key=SENTINEL_KEY),
         batch_line("bad", "fail now", api_key=SENTINEL_KEY, extra_headers=headers),
+        batch_line("via-proxy", "fail too", api_base=proxy),
     ]
     data = write_input(tmp_path / "in.jsonl", lines)
     out = tmp_path / "out.jsonl"
     assert run(data, "-o", out) == 1
     assert client.sent[0]["api_key"] == SENTINEL_KEY  # used for the call...
+    assert client.sent[2]["api_base"] == proxy
     failures = tmp_path / "out.jsonl.failures.jsonl"
     failed = rows(failures)
-    assert [f["custom_id"] for f in failed] == ["bad"]
+    assert [f["custom_id"] for f in failed] == ["bad", "via-proxy"]
     assert failed[0]["body"]["messages"][0]["content"] == "fail now"
+    assert failed[1]["body"]["api_base"] == "https://[REDACTED]@proxy.example/v1"
     bad = next(row for row in rows(out) if row["custom_id"] == "bad")
     assert bad["error"]["code"] == "InternalServerError"
     assert bad["response"]["status_code"] == 500
     printed = capsys.readouterr()
-    assert "credentials removed from 1 rows" in printed.out
+    assert "credentials removed from 2 rows" in printed.out
+    assert "at https://[REDACTED]@proxy.example/v1" in out.read_text()
     for text in (out.read_text(), failures.read_text(), printed.out, printed.err):
         assert SENTINEL_KEY not in text  # ...and written nowhere
 

@@ -161,6 +161,19 @@ def test_prepared_request_carries_index_model_and_cost() -> None:
         prepared.index = 8  # type: ignore[misc]
 
 
+def test_the_repr_of_a_prepared_request_holds_no_credential() -> None:
+    raw = request(
+        api_key=SECRET,
+        api_base=f"https://user:{SECRET}@proxy.example/v1",
+        extra_headers={"Authorization": f"Bearer {SECRET}", "X-Trace": "t-1"},
+    )
+
+    text = repr(prepare_request(raw, index=3))
+
+    assert SECRET not in text
+    assert "https://[REDACTED]@proxy.example/v1" in text and "t-1" in text
+
+
 def test_default_output_reservation() -> None:
     assert prepare_request(request(), index=0).cost.output_tokens == DEFAULT_MAX_OUTPUT_TOKENS
 

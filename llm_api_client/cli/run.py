@@ -440,7 +440,7 @@ class BatchRun:
         if s.credentials_removed:
             yield (
                 f"credentials removed from {s.credentials_removed:,} rows of the failures file: "
-                "pass --api-key when re-running it"
+                "pass --api-key, and put back any [REDACTED] URL user-info, when re-running it"
             )
 
 

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from llm_api_client._redact import redact_request
 from llm_api_client.errors import InvalidRequestError, RequestError
 from llm_api_client.pipeline.sanitize import sanitize_request
 from llm_api_client.pipeline.tokens import count_request_tokens, max_output_tokens
@@ -43,6 +44,13 @@ class PreparedRequest:
     request: dict[str, Any]
     cost: Cost
     model: str
+
+    def __repr__(self) -> str:
+        # The request may carry credentials (api_key, auth headers, user-info in api_base).
+        return (
+            f"PreparedRequest(index={self.index}, request={redact_request(self.request)!r}, "
+            f"cost={self.cost!r}, model={self.model!r})"
+        )
 
 
 def prepare_request(request: object, *, index: int, sanitize: bool = True) -> PreparedRequest:
