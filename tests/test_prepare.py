@@ -343,4 +343,5 @@ def test_a_streamed_request_is_refused_unsent_and_the_batch_goes_on(processes: i
     ]
     error = client.last_errors[1]
     assert isinstance(error, InvalidRequestError) and "'stream' must be False" in str(error)
+    assert str(error).endswith("not bool True")
     assert client.tracker.num_api_calls == 2  # the streamed one was never sent
