@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from llm_api_client import _offline
-from llm_api_client.pipeline.call import execute
-from llm_api_client.pipeline.retry import RetryPolicy
+from llm_api_client.call.execute import execute
+from llm_api_client.call.retry import RetryPolicy
 from llm_api_client.pricing import cost_of
 from llm_api_client.ratelimit.base import Cost, LimiterSnapshot, Limits, RateLimiter
 from llm_api_client.records import UsageRecord

@@ -14,8 +14,8 @@ from llm_api_client._constants import (
     DEFAULT_RATE_LIMIT_PAUSE_SECONDS,
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
 )
-from llm_api_client.pipeline.call import Outcome, call_kwargs, execute, response_headers
-from llm_api_client.pipeline.retry import RetryPolicy
+from llm_api_client.call.execute import Outcome, call_kwargs, execute, response_headers
+from llm_api_client.call.retry import RetryPolicy
 from llm_api_client.pricing import cost_of
 from llm_api_client.ratelimit.base import Cost, LimiterSnapshot, Limits, RateLimiter
 

@@ -3,7 +3,7 @@
     llm-api-client run requests.jsonl --output results.jsonl --max-requests-per-minute 500
 
 The input is read as a stream and handed to ``APIClient.stream``, which pulls requests lazily;
-each result is written to the output at once (see ``llm_api_client.batchfile`` for formats and
+each result is written to the output at once (see ``llm_api_client.jobs.batchfile`` for formats and
 durability). Rerunning with the same ``--output`` skips every ``custom_id`` already answered and
 retries the rest. The first Ctrl-C or SIGTERM stops dispatch and lets the requests in flight
 finish and be written; a second one exits at once.
@@ -28,7 +28,9 @@ from typing import Any, TextIO
 
 from llm_api_client import _constants, _settings
 from llm_api_client._redact import is_secret_key, register_secret
-from llm_api_client.batchfile import (
+from llm_api_client.cli.options import number
+from llm_api_client.errors import BudgetExceededError, InvalidRequestError
+from llm_api_client.jobs.batchfile import (
     BatchRequest,
     DuplicateLine,
     InputEntry,
@@ -41,9 +43,7 @@ from llm_api_client.batchfile import (
     failure_request,
     success_row,
 )
-from llm_api_client.cli.options import number
-from llm_api_client.errors import BudgetExceededError, InvalidRequestError
-from llm_api_client.progress import Progress
+from llm_api_client.jobs.progress import Progress
 
 # Malformed and duplicate lines are each reported on stderr up to this many times; the rest are
 # only counted (their error rows are in the output), so a broken file does not flood a terminal.

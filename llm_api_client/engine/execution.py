@@ -12,10 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from llm_api_client.call.execute import Outcome, execute
+from llm_api_client.call.retry import RetryPolicy
 from llm_api_client.engine.messages import CallItem
 from llm_api_client.errors import LLMAPIClientError
-from llm_api_client.pipeline.call import Outcome, execute
-from llm_api_client.pipeline.retry import RetryPolicy
 from llm_api_client.ratelimit.base import RateLimiter
 from llm_api_client.records import UsageRecord
 

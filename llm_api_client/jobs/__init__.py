@@ -1,0 +1,5 @@
+"""Batch-file jobs: what ``llm-api-client run`` does, apart from parsing its arguments.
+
+- ``batchfile``: the JSONL input read as a stream, the output written durably, resume;
+- ``progress``: the progress bar and the run's rates.
+"""
