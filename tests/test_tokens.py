@@ -24,10 +24,9 @@ from llm_api_client.prepare.chat_tokens import (
     count_text,
     encoding_for_model,
     encoding_name_for_model,
-    image_tiles,
-    image_tokens,
     max_output_tokens,
 )
+from llm_api_client.prepare.image_sizes import image_tiles, image_tokens
 
 litellm = _offline.litellm()
 
