@@ -26,7 +26,7 @@ import pytest
 from llm_api_client import _offline
 from llm_api_client.pipeline.call import execute
 from llm_api_client.pipeline.retry import RetryPolicy
-from llm_api_client.pricing import cost_of
+from llm_api_client.providers.pricing import cost_of
 from llm_api_client.ratelimit.base import Cost, LimiterSnapshot, Limits, RateLimiter
 from llm_api_client.records import UsageRecord
 from llm_api_client.tracker import APIUsageTracker

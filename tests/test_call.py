@@ -16,7 +16,7 @@ from llm_api_client._constants import (
 )
 from llm_api_client.pipeline.call import Outcome, call_kwargs, execute, response_headers
 from llm_api_client.pipeline.retry import RetryPolicy
-from llm_api_client.pricing import cost_of
+from llm_api_client.providers.pricing import cost_of
 from llm_api_client.ratelimit.base import Cost, LimiterSnapshot, Limits, RateLimiter
 
 litellm = _offline.litellm()

@@ -28,7 +28,7 @@ from llm_api_client.errors import (
 )
 from llm_api_client.pipeline.call import Outcome
 from llm_api_client.pipeline.prepare import PreparedRequest, prepare_request
-from llm_api_client.pricing import estimate_cost
+from llm_api_client.providers.pricing import estimate_cost
 from llm_api_client.ratelimit.base import Cost
 from llm_api_client.records import Result
 

@@ -26,9 +26,9 @@ from multiprocess.connection import wait
 
 from llm_api_client.engine.execution import ExecutionConfig
 from llm_api_client.engine.messages import STOP, CallItem, WorkerExited, decode, encode
-from llm_api_client.engine.warmup import build_response_types, warm_litellm
 from llm_api_client.engine.worker import worker_main
 from llm_api_client.pipeline.call import Outcome
+from llm_api_client.providers.warmup import build_response_types, warm_litellm
 from llm_api_client.ratelimit.base import RateLimiter
 
 # Items queued to a worker beyond its threads, so a thread that finishes finds work at once.

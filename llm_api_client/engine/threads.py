@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from llm_api_client import _offline
 from llm_api_client.engine.execution import ExecutionConfig, run_item
 from llm_api_client.engine.messages import CallItem
-from llm_api_client.engine.warmup import warm_litellm
 from llm_api_client.pipeline.call import Outcome
-from llm_api_client.pipeline.litellm_http import install_http_client
+from llm_api_client.providers.http_pool import install_http_client
+from llm_api_client.providers.warmup import warm_litellm
 from llm_api_client.ratelimit.base import RateLimiter
 
 

@@ -22,7 +22,7 @@ from llm_api_client._constants import PARENT_CHECK_INTERVAL_SECONDS
 from llm_api_client.engine.execution import ExecutionConfig, failed_outcome, run_item
 from llm_api_client.engine.messages import STOP, CallItem, WorkerExited, decode, encode
 from llm_api_client.errors import LLMAPIClientError
-from llm_api_client.pipeline.litellm_http import forget_cached_clients, install_http_client
+from llm_api_client.providers.http_pool import forget_cached_clients, install_http_client
 from llm_api_client.ratelimit.base import RateLimiter
 
 

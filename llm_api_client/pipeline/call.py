@@ -27,10 +27,10 @@ from llm_api_client._constants import (
     MAX_RETRY_AFTER_SECONDS,
 )
 from llm_api_client._redact import SECRET_KEYS
-from llm_api_client.pipeline.litellm_logging import unheard_logging_skipped
 from llm_api_client.pipeline.retry import RetryPolicy
-from llm_api_client.pipeline.translate import translate_exception
-from llm_api_client.pricing import cost_of
+from llm_api_client.providers.logging_switch import unheard_logging_skipped
+from llm_api_client.providers.pricing import cost_of
+from llm_api_client.providers.translate import translate_exception
 from llm_api_client.ratelimit import accounting
 from llm_api_client.ratelimit.base import Cost, RateLimiter
 from llm_api_client.records import UsageRecord

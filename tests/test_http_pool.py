@@ -9,14 +9,14 @@ import httpx
 import pytest
 
 from llm_api_client._constants import MAX_CONNECTIONS_PER_PROCESS
-from llm_api_client.pipeline import litellm_http
-from llm_api_client.pipeline.litellm_http import install_http_client, keep_alive_client
+from llm_api_client.providers import http_pool
+from llm_api_client.providers.http_pool import install_http_client, keep_alive_client
 
 
 @pytest.fixture(autouse=True)
 def forget_installed(monkeypatch):
-    monkeypatch.setattr(litellm_http, "_installed", None)
-    monkeypatch.setattr(litellm_http, "_installed_in", None)
+    monkeypatch.setattr(http_pool, "_installed", None)
+    monkeypatch.setattr(http_pool, "_installed_in", None)
 
 
 def pool_limits(client: httpx.Client) -> tuple[object, object]:
