@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from llm_api_client import APIClient
 from llm_api_client._constants import DEFAULT_MAX_OUTPUT_TOKENS
 from llm_api_client.providers.models import (
     ContextLimits,
@@ -17,6 +18,7 @@ from llm_api_client.providers.models import (
     resolve,
     supported_openai_params,
 )
+from tests.fakes import FakeCompletion, chat
 
 
 @pytest.mark.parametrize(
@@ -41,6 +43,15 @@ def test_provider_of(model: str, request_params: dict[str, Any], provider: str |
 def test_resolve_splits_the_prefix() -> None:
     assert resolve("openai/gpt-4o-mini") == ("gpt-4o-mini", "openai")
     assert resolve("sim-model-nobody-knows") is None
+
+
+@pytest.mark.parametrize("backend", [0, 2], ids=["threads", "processes"])
+def test_the_coordinator_resolves_each_requests_provider_for_its_record(backend: int) -> None:
+    requests = [chat("a", model="gpt-4o-mini"), chat("b", model="claude-sonnet-4-20250514")]
+    with APIClient(None, None, processes=backend, completion=FakeCompletion()) as client:
+        results = sorted(client.stream(requests), key=lambda result: result.index)
+
+    assert [r.usage.provider for r in results if r.usage] == ["openai", "anthropic"]
 
 
 def test_context_limits() -> None:
