@@ -96,7 +96,7 @@ class FileRecorder:
     def __call__(self, **kwargs: Any) -> Any:
         text = kwargs["messages"][-1]["content"]
         with self.lock, open(self.path, "a") as log:
-            log.write(f"{os.getpid()} {kwargs['max_retries']} {text}\n")
+            log.write(f"{os.getpid()} {kwargs.get('max_retries')} {text}\n")
         return make_response(kwargs["model"], f"echo: {text}")
 
     def calls(self) -> list[str]:
