@@ -19,8 +19,9 @@ Importing this package does not import litellm (that takes seconds); its modules
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from llm_api_client._lazy import lazy_attributes
 
 _EXPORTS = {
     "Transport": "llm_api_client.providers.base",
@@ -35,10 +36,4 @@ if TYPE_CHECKING:
 __all__ = ["FunctionTransport", "LiteLLMTransport", "Transport"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'llm_api_client.providers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(globals(), _EXPORTS)
