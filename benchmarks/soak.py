@@ -1,6 +1,6 @@
 """Soak: a long streamed batch against the simulator with faults; memory, threads, fds stay flat.
 
-    python benchmarks/soak.py [--requests 50000] [--processes 2]
+    python benchmarks/soak.py [--requests 50000] [--processes 2] [--markdown]
 
 Samples the coordinator's RSS, thread count and open file descriptors (and the workers' RSS)
 after the first tenth of the batch (warm) and at the end, and fails (exit 1) when any grew by
@@ -13,17 +13,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import threading
 import time
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from macrobench import report
 
 from llm_api_client import APIClient
 from llm_api_client.simulator import Simulator
 
 MEMORY_GROWTH = 1.10
 COUNT_GROWTH = 2
+SAMPLED = (  # label, key of a sample, unit
+    ("coordinator RSS", "rss_kib", " KiB"),
+    ("coordinator threads", "threads", ""),
+    ("coordinator open fds", "fds", ""),
+    ("workers' RSS (all)", "worker_rss_kib", " KiB"),
+)
 
 
 def rss_kib(pid: int | str = "self") -> int:
@@ -61,7 +71,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=50_000)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--markdown", action="store_true", help="a Markdown table, not JSON")
     args = parser.parse_args()
+    clock = report.RunClock()
     warm_at = args.requests // 10
     faults = {"fail_rate": 0.01, "drop_rate": 0.005, "seed": 1}
     with Simulator(process=True, **faults) as sim:
@@ -76,7 +88,7 @@ def main() -> int:
         elapsed = time.monotonic() - started
         client.close()
     assert warm is not None
-    report = {
+    figures = {
         "requests": done,
         "failed": failed,
         "seconds": round(elapsed, 1),
@@ -84,13 +96,33 @@ def main() -> int:
         "warm": warm,
         "end": end,
     }
-    print(json.dumps(report, indent=2))
+    if args.markdown:
+        command = shlex.join(["python", "benchmarks/soak.py", *sys.argv[1:]])
+        print(clock.header(command) + "\n")
+        print(markdown(figures, warm_at))
+    else:
+        print(json.dumps(figures, indent=2))
     problems = grown(warm, end)
     if failed:
         problems.append(f"{failed} requests failed")
     for problem in problems:
         print("FAIL:", problem)
     return 1 if problems else 0
+
+
+def markdown(figures: dict[str, Any], warm_at: int) -> str:
+    """The warm and end samples side by side, then the batch's totals."""
+    warm, end = figures["warm"], figures["end"]
+    rows = [
+        f"| {label} | {warm[key]:,}{unit} | {end[key]:,}{unit} |" for label, key, unit in SAMPLED
+    ]
+    n = figures["requests"]
+    head = [f"| | after {warm_at:,} | after {n:,} |", "|---|---|---|"]
+    totals = (
+        f"{n - figures['failed']:,} of {n:,} answered, "
+        f"{figures['requests_per_second']} requests/s over {figures['seconds']} s."
+    )
+    return "\n".join([*head, *rows]) + "\n\n" + totals
 
 
 def grown(warm: dict[str, int], end: dict[str, int]) -> list[str]:

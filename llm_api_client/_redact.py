@@ -38,6 +38,11 @@ _SECRET_PATTERNS = re.compile(
     r"|((?:api[_-]?key|x-api-key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"
 )
 
+# The user-info of a URL (``scheme://user:password@host``) is a credential wherever it appears:
+# litellm sends it as basic auth. Greedy up to the last "@" before the path, as URL parsers
+# read an unescaped "@" in a password.
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/?#\s]+@")
+
 _extra_secrets: set[str] = set()
 
 
@@ -58,7 +63,14 @@ def redact_text(text: str) -> str:
     for secret in _extra_secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
-    return _SECRET_PATTERNS.sub(_replace, text)
+    return _SECRET_PATTERNS.sub(_replace, redact_url(text))
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the user-info of every URL in it replaced: ``http://[REDACTED]@host/v1``."""
+    if "@" not in text:
+        return text  # the common case, without a regex scan
+    return _URL_USERINFO.sub(rf"\1{REDACTED}@", text)
 
 
 def _replace(match: re.Match[str]) -> str:
@@ -75,13 +87,19 @@ def redact_headers(headers: Mapping[str, Any]) -> dict[str, str]:
 
 
 def redact_request(request: Mapping[str, Any]) -> dict[str, Any]:
-    """A shallow copy of a request dict safe to log or store: credentials replaced."""
+    """A shallow copy of a request dict safe to log or store: credentials replaced.
+
+    Credential parameters and auth headers are replaced whole; a URL-valued parameter
+    (``api_base``, ``base_url``, ...) keeps its URL without the user-info.
+    """
     out: dict[str, Any] = {}
     for key, value in request.items():
         if is_secret_key(key):
             out[key] = REDACTED
         elif key in ("extra_headers", "headers") and isinstance(value, Mapping):
             out[key] = redact_headers(value)
+        elif isinstance(value, str):
+            out[key] = redact_url(value)
         else:
             out[key] = value
     return out

@@ -12,7 +12,8 @@ Formats:
 
 * input: one JSON object per line, either the OpenAI Batch API request format
   (``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {...}}``) or a plain
-  litellm request dict, whose ``custom_id`` is then its 1-based line number as a string;
+  litellm request dict, whose ``custom_id`` is then ``line-<n>`` (n: its 1-based line number);
+  a malformed line without a usable ``custom_id`` of its own is named the same way;
 * output: the OpenAI Batch output format, one line per ``custom_id``:
   ``{"id", "custom_id", "response": {"status_code", "request_id", "body"} | null,
   "error": {"code", "message"} | null}``;
@@ -37,7 +38,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from llm_api_client._redact import REDACTED, is_secret_key, redact_text
+from llm_api_client._redact import REDACTED, is_secret_key, redact_text, redact_url
 from llm_api_client.providers.answers import request_id, response_headers
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "error_row",
     "failure_request",
     "is_success_row",
+    "line_id",
     "parse_line",
     "strip_credentials",
     "success_row",
@@ -87,7 +89,10 @@ class BatchRequest:
 
 @dataclass(frozen=True, slots=True)
 class MalformedLine:
-    """An input line that cannot be sent; it gets an error row in the output."""
+    """An input line that cannot be sent; it gets an error row in the output.
+
+    ``custom_id`` is the line's own when it has a usable one, else ``line_id(line_number)``.
+    """
 
     line_number: int
     custom_id: str
@@ -109,25 +114,35 @@ def parse_line(line_number: int, raw: bytes) -> BatchRequest | MalformedLine | N
     """Parse one input line; ``None`` for a blank line.
 
     >>> parse_line(3, b'{"model": "m", "messages": []}').custom_id
-    '3'
+    'line-3'
     """
     if not raw.strip():
         return None
     try:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        return MalformedLine(line_number, str(line_number), f"invalid JSON: {exc}")
+        return MalformedLine(line_number, line_id(line_number), f"invalid JSON: {exc}")
     if not isinstance(obj, dict):
-        return MalformedLine(line_number, str(line_number), "not a JSON object")
+        return MalformedLine(line_number, line_id(line_number), "not a JSON object")
     if any(key in obj for key in _BATCH_KEYS):
         return _parse_batch_line(line_number, obj)
-    return BatchRequest(line_number, str(line_number), obj)
+    return BatchRequest(line_number, line_id(line_number), obj)
+
+
+def line_id(line_number: int) -> str:
+    """The ``custom_id`` of a line that has none of its own: ``line-<line number>``.
+
+    Not the bare number: files often number their own ids ``"0"``, ``"1"``, ..., and a line
+    named by its position would then take the id of another row (which would be skipped).
+    """
+    return f"line-{line_number}"
 
 
 def _parse_batch_line(line_number: int, obj: dict[str, Any]) -> BatchRequest | MalformedLine:
     custom_id = obj.get("custom_id")
     if not isinstance(custom_id, str) or not custom_id:
-        return MalformedLine(line_number, str(line_number), "custom_id must be a non-empty string")
+        message = "custom_id must be a non-empty string"
+        return MalformedLine(line_number, line_id(line_number), message)
     problem = _batch_line_problem(obj)
     if problem:
         return MalformedLine(line_number, custom_id, problem)
@@ -192,7 +207,10 @@ class InputReader:
             return None
         if parsed.custom_id in self.seen:
             return DuplicateLine(parsed.line_number, parsed.custom_id)
-        self.seen.add(parsed.custom_id)
+        if isinstance(parsed, BatchRequest):
+            # Only a row that is sent claims its id: a malformed line must not make a later,
+            # well-formed row with the same id look like a duplicate.
+            self.seen.add(parsed.custom_id)
         return parsed
 
     def __repr__(self) -> str:
@@ -378,7 +396,11 @@ def is_success_row(row: Any) -> bool:
 
 
 def strip_credentials(body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-    """``body`` without credentials (``api_key``, auth headers), and whether it had any."""
+    """``body`` without credentials, and whether it had any.
+
+    ``api_key`` and auth headers are dropped; the user-info of a URL (``api_base``, ...) is
+    replaced by ``[REDACTED]``, so the line shows where a credential must be put back.
+    """
     stripped: dict[str, Any] = {}
     removed = False
     for key, value in body.items():
@@ -388,6 +410,9 @@ def strip_credentials(body: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
             kept = {k: v for k, v in value.items() if not is_secret_key(str(k))}
             removed = removed or len(kept) != len(value)
             stripped[key] = kept
+        elif isinstance(value, str):
+            stripped[key] = redact_url(value)
+            removed = removed or stripped[key] != value
         else:
             stripped[key] = value
     return stripped, removed

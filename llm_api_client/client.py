@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from datetime import datetime
 from typing import Any
 
+from llm_api_client import _settings
 from llm_api_client._constants import (
     DEFAULT_BURST_SECONDS,
     DEFAULT_MAX_DELAY_SECONDS,
@@ -123,9 +124,11 @@ class APIClient:
             max_delay_seconds=max_delay_seconds,
             burst_seconds=burst_seconds,
             max_cost=max_cost,
+            processes=processes,
         )
-        if processes is not None and processes < 0:
-            raise ConfigurationError(f"processes must be >= 0, not {processes!r}")
+        if completion is not None and not callable(completion):
+            kind = type(completion).__name__
+            raise ConfigurationError(f"completion must be callable or None, not {kind}")
         self.max_requests_per_minute = max_requests_per_minute
         self.max_tokens_per_minute = max_tokens_per_minute
         self.max_delay_seconds = max_delay_seconds
@@ -224,8 +227,7 @@ class APIClient:
             for result in client.stream(requests_from_file(), max_retries=2):
                 save(result.index, result.response if result.ok else result.error)
         """
-        if max_retries < 0:
-            raise ConfigurationError(f"max_retries must be >= 0, not {max_retries!r}")
+        _check_settings(max_retries=max_retries, max_workers=max_workers, timeout=timeout)
         if not self._busy.acquire(blocking=False):
             raise RuntimeError("this client is already running a batch; use another client")
         try:
@@ -312,6 +314,8 @@ class APIClient:
         sanitize: bool,
         timeout: float | None,
     ) -> list[Any]:
+        # Checked before the requests are read: a bad argument must not consume a generator.
+        _check_settings(max_retries=max_retries, max_workers=max_workers, timeout=timeout)
         requests = list(requests)
         responses: list[Any] = [None] * len(requests)
         self.last_errors = {}
@@ -402,12 +406,28 @@ class APIClient:
         return SharedMemoryRateLimiter(self.limits, probe_seconds=DEFAULT_PROBE_SECONDS)
 
 
-def _check_settings(**settings: float | None) -> None:
+# What each setting and per-call argument may be (see ``_settings``).
+_SETTING_RULES = {
+    "max_requests_per_minute": _settings.PER_MINUTE,
+    "max_tokens_per_minute": _settings.PER_MINUTE,
+    "input_tokens_per_minute": _settings.PER_MINUTE,
+    "output_tokens_per_minute": _settings.PER_MINUTE,
+    "max_workers": _settings.WORKERS,
+    "max_delay_seconds": _settings.MAX_DELAY,
+    "burst_seconds": _settings.POSITIVE_SECONDS,
+    "max_cost": _settings.MAX_COST,
+    "processes": _settings.PROCESSES,
+    "max_retries": _settings.RETRIES,
+    "timeout": _settings.BATCH_TIMEOUT,
+}
+
+
+def _check_settings(**settings: object) -> None:
+    """Raise ``ConfigurationError`` for the first setting its rule refuses."""
     for name, value in settings.items():
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise ConfigurationError(f"{name} must be a positive number or None, not {value!r}")
+        problem = _SETTING_RULES[name].problem(value)
+        if problem is not None:
+            raise ConfigurationError(f"{name} must be {problem}, not {value!r}")
 
 
 def _history_entry(request: Any, response: Any) -> dict[str, Any]:

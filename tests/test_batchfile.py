@@ -63,8 +63,8 @@ class FakeResponse:
 GOOD_LINES = [
     # (raw line, expected custom_id, expected body)
     (batch_line("req-1"), "req-1", BODY),
-    (json.dumps(BODY).encode(), "7", BODY),  # plain litellm dict: the line number is the id
-    (json.dumps({"messages": []}).encode() + b"\r\n", "7", {"messages": []}),
+    (json.dumps(BODY).encode(), "line-7", BODY),  # plain litellm dict: named by its line
+    (json.dumps({"messages": []}).encode() + b"\r\n", "line-7", {"messages": []}),
     ('{"custom_id": "é", "method": "POST", "url": "/v1/chat/completions", "body": {}}'.encode(),
      "é", {}),
 ]  # fmt: skip
@@ -77,19 +77,19 @@ def test_good_lines_parse(raw: bytes, custom_id: str, body: dict[str, Any]) -> N
 
 BAD_LINES = [
     # (raw line, expected custom_id of the error row, words in the message)
-    (b"{not json", "7", "invalid JSON"),
-    (b"\xff\xfe", "7", "invalid JSON"),
-    (b"[1, 2]", "7", "not a JSON object"),
-    (b'"a string"', "7", "not a JSON object"),
+    (b"{not json", "line-7", "invalid JSON"),
+    (b"\xff\xfe", "line-7", "invalid JSON"),
+    (b"[1, 2]", "line-7", "not a JSON object"),
+    (b'"a string"', "line-7", "not a JSON object"),
     (batch_line("x", method="GET"), "x", "method"),
     (batch_line("x", url="/v1/embeddings"), "x", "url"),
     (batch_line("x", body=None), "x", "body"),
     (batch_line("x", body=[1]), "x", "body"),
     (json.dumps({"custom_id": "x", "method": "POST", "url": "/v1/chat/completions"}).encode(),
      "x", "body"),
-    (batch_line(12), "7", "custom_id"),
-    (batch_line(""), "7", "custom_id"),
-    (json.dumps({"body": BODY}).encode(), "7", "custom_id"),
+    (batch_line(12), "line-7", "custom_id"),
+    (batch_line(""), "line-7", "custom_id"),
+    (json.dumps({"body": BODY}).encode(), "line-7", "custom_id"),
 ]  # fmt: skip
 
 
@@ -124,8 +124,23 @@ def test_reader_skips_done_ids_and_flags_duplicates(tmp_path: Path) -> None:
     reader = InputReader(path, done={"b"})
     entries = list(reader)
     assert [type(e) for e in entries] == [BatchRequest, MalformedLine, DuplicateLine, BatchRequest]
-    assert [e.custom_id for e in entries] == ["a", "4", "a", "6"]
+    assert [e.custom_id for e in entries] == ["a", "line-4", "a", "line-6"]
     assert (reader.already_done, reader.blank) == (1, 1)
+
+
+def test_a_malformed_line_claims_no_id(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "in.jsonl",
+        b"{oops",
+        batch_line("x", method="GET"),
+        batch_line("line-1"),  # the malformed first line's id, taken by a user's own row
+        batch_line("x"),
+    )
+    reader = InputReader(path)
+    entries = list(reader)
+    assert [type(e) for e in entries] == [MalformedLine, MalformedLine, BatchRequest, BatchRequest]
+    assert [e.custom_id for e in entries] == ["line-1", "x", "line-1", "x"]
+    assert reader.seen == {"line-1", "x"}
 
 
 def test_reader_is_lazy(tmp_path: Path) -> None:
@@ -222,8 +237,22 @@ def test_failure_request_is_rerunnable_and_has_no_credentials(tmp_path: Path) ->
     assert (reparsed.custom_id, reparsed.body["messages"]) == ("c", BODY["messages"])
 
 
+def test_user_info_in_a_url_is_a_credential_in_every_row() -> None:
+    proxy = f"https://team:{SENTINEL_KEY}@proxy.example/v1"
+    body = {**BODY, "api_base": proxy, "base_url": f"http://{SENTINEL_KEY}@gw.example"}
+    line, removed = failure_request(BatchRequest(3, "c", body))
+    error = APIConnectionError(f"Connection error: POST {proxy}/chat/completions")
+
+    assert removed
+    assert line["body"]["api_base"] == "https://[REDACTED]@proxy.example/v1"
+    assert line["body"]["base_url"] == "http://[REDACTED]@gw.example"
+    assert SENTINEL_KEY not in json.dumps(line) + json.dumps(error_row("c", error))
+
+
 def test_strip_credentials_reports_nothing_removed() -> None:
     assert strip_credentials(BODY) == (BODY, False)
+    plain = {**BODY, "api_base": "http://127.0.0.1:8000/v1", "user": "someone@example.com"}
+    assert strip_credentials(plain) == (plain, False)
 
 
 def test_appender_writes_whole_lines_and_fsyncs_by_count_and_time(tmp_path: Path) -> None:

@@ -50,9 +50,8 @@ def echo(index: int, request: Mapping[str, Any]) -> Result:
     content = request["messages"][-1]["content"]
     usage = UsageRecord(index=index, model="sim", prompt_tokens=10, completion_tokens=5, cost=0.01)
     if content.startswith("fail"):
-        error = InternalServerError(
-            f"boom for {request.get('api_key')}", status_code=500, body={"error": "boom"}
-        )
+        where = f"boom for {request.get('api_key')} at {request.get('api_base')}"
+        error = InternalServerError(where, status_code=500, body={"error": "boom"})
         return Result(index, error=error, attempts=3, usage=usage)
     return Result(index, response=FakeResponse(content), attempts=1, usage=usage)
 
@@ -212,7 +211,7 @@ def test_plain_lines_use_their_line_number_and_the_cli_defaults(
     out = tmp_path / "out.jsonl"
     args = ["--model", "openai/x", "--api-base", "http://127.0.0.1:1/v1", "--api-key", "k-1234"]
     assert run(data, "-o", out, *args) == 0
-    assert answers(out) == {"1": "p0", "3": "p1", "4": "p2"}
+    assert answers(out) == {"line-1": "p0", "line-3": "p1", "line-4": "p2"}
     assert {r["model"] for r in client.sent} == {"openai/x"}
     assert {r["api_base"] for r in client.sent} == {"http://127.0.0.1:1/v1"}
 
@@ -237,10 +236,10 @@ def test_malformed_and_duplicate_lines_do_not_stop_the_others(
     data = write_input(tmp_path / "in.jsonl", lines)
     out = tmp_path / "out.jsonl"
     assert run(data, "-o", out) == 1
-    assert answers(out) == {"a": "qa", "2": None, "4": None, "b": "qb"}
+    assert answers(out) == {"a": "qa", "line-2": None, "line-4": None, "b": "qb"}
     errors = {r["custom_id"]: r["error"] for r in rows(out) if r["error"]}
-    assert errors["2"]["code"] == "InvalidRequestError"
-    assert "line 2" in errors["2"]["message"]
+    assert errors["line-2"]["code"] == "InvalidRequestError"
+    assert "line 2" in errors["line-2"]["message"]
     captured = capsys.readouterr()
     assert "line 2: invalid JSON" in captured.err
     assert "line 3: duplicate custom_id 'a'" in captured.err
@@ -248,27 +247,80 @@ def test_malformed_and_duplicate_lines_do_not_stop_the_others(
     assert "1 duplicate ids skipped" in captured.out
 
 
+def test_a_malformed_line_does_not_take_the_id_of_a_later_row(
+    client: FakeClient, tmp_path: Path
+) -> None:
+    # 0-based ids, one row corrupted: named by its line number, it used to take the next row's id
+    # ("2", on line 3), and that row was skipped as a duplicate on every run.
+    lines = [batch_line("0", "q0"), "{corrupted", *(batch_line(f"{i}", f"q{i}") for i in (2, 3))]
+    data = write_input(tmp_path / "in.jsonl", lines)
+    out = tmp_path / "out.jsonl"
+
+    for _ in range(2):  # and again: the rerun answers nothing twice, skips nothing
+        assert run(data, "-o", out) == 1
+
+    assert answers(out) == {"0": "q0", "line-2": None, "2": "q2", "3": "q3"}
+    assert sorted(r["messages"][0]["content"] for r in client.sent) == ["q0", "q2", "q3"]
+    error = next(r["error"] for r in rows(out) if r["custom_id"] == "line-2")
+    assert error["message"].startswith("line 2: invalid JSON")
+
+
+def test_a_malformed_line_does_not_claim_its_own_id(client: FakeClient, tmp_path: Path) -> None:
+    wrong_url = {**json.loads(batch_line("a", "first")), "url": "/v1/embeddings"}
+    lines = [json.dumps(wrong_url), batch_line("a", "fixed")]
+    data = write_input(tmp_path / "in.jsonl", lines)
+    out = tmp_path / "out.jsonl"
+
+    assert run(data, "-o", out) == 1
+
+    assert [r["messages"][0]["content"] for r in client.sent] == ["fixed"]
+    assert {(r["custom_id"], r["error"] and r["error"]["code"]) for r in rows(out)} == {
+        ("a", "InvalidRequestError"),
+        ("a", None),
+    }
+    assert run(data, "-o", out) == 0  # "a" is answered: neither line is read again
+    assert [r["messages"][0]["content"] for r in client.sent] == ["fixed"]
+    assert answers(out) == {"a": "fixed"}
+
+
+def test_plain_lines_do_not_collide_with_numeric_custom_ids(
+    client: FakeClient, tmp_path: Path
+) -> None:
+    plain = json.dumps({"model": "openai/sim", "messages": [{"role": "user", "content": "p"}]})
+    data = write_input(tmp_path / "in.jsonl", [batch_line("2", "b"), plain, batch_line("1", "c")])
+    out = tmp_path / "out.jsonl"
+
+    assert run(data, "-o", out) == 0
+
+    assert answers(out) == {"2": "b", "line-2": "p", "1": "c"}
+
+
 def test_failures_file_is_rerunnable_and_free_of_credentials(
     client: FakeClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     headers = {"Authorization": f"Bearer {SENTINEL_KEY}"}
+    proxy = f"https://team:{SENTINEL_KEY}@proxy.example/v1"
     lines = [
         batch_line("ok", "fine", api_key=SENTINEL_KEY),
         batch_line("bad", "fail now", api_key=SENTINEL_KEY, extra_headers=headers),
+        batch_line("via-proxy", "fail too", api_base=proxy),
     ]
     data = write_input(tmp_path / "in.jsonl", lines)
     out = tmp_path / "out.jsonl"
     assert run(data, "-o", out) == 1
     assert client.sent[0]["api_key"] == SENTINEL_KEY  # used for the call...
+    assert client.sent[2]["api_base"] == proxy
     failures = tmp_path / "out.jsonl.failures.jsonl"
     failed = rows(failures)
-    assert [f["custom_id"] for f in failed] == ["bad"]
+    assert [f["custom_id"] for f in failed] == ["bad", "via-proxy"]
     assert failed[0]["body"]["messages"][0]["content"] == "fail now"
+    assert failed[1]["body"]["api_base"] == "https://[REDACTED]@proxy.example/v1"
     bad = next(row for row in rows(out) if row["custom_id"] == "bad")
     assert bad["error"]["code"] == "InternalServerError"
     assert bad["response"]["status_code"] == 500
     printed = capsys.readouterr()
-    assert "credentials removed from 1 rows" in printed.out
+    assert "credentials removed from 2 rows" in printed.out
+    assert "at https://[REDACTED]@proxy.example/v1" in out.read_text()
     for text in (out.read_text(), failures.read_text(), printed.out, printed.err):
         assert SENTINEL_KEY not in text  # ...and written nowhere
 

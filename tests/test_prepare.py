@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import threading
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from llm_api_client import _offline
+from llm_api_client import APIClient, _offline
 from llm_api_client._constants import DEFAULT_MAX_OUTPUT_TOKENS
 from llm_api_client.errors import ContextWindowExceededError, InvalidRequestError
 from llm_api_client.pipeline.prepare import (
@@ -77,6 +78,7 @@ def request(**params: Any) -> dict[str, Any]:
         (request(top_p=[1]), "'top_p'"),
         (request(seed=1.5), "'seed'"),
         (request(stream="yes"), "'stream'"),
+        (request(stream=True), "'stream' must be False: streamed answers are not supported"),
         (request(stop=5), "'stop'"),
         (request(stop=["a", 1]), "'stop'"),
         (request(tools={"type": "function"}), "'tools'"),
@@ -157,6 +159,19 @@ def test_prepared_request_carries_index_model_and_cost() -> None:
     assert prepared.cost == Cost(input_tokens=prompt, output_tokens=200)
     with pytest.raises(AttributeError):
         prepared.index = 8  # type: ignore[misc]
+
+
+def test_the_repr_of_a_prepared_request_holds_no_credential() -> None:
+    raw = request(
+        api_key=SECRET,
+        api_base=f"https://user:{SECRET}@proxy.example/v1",
+        extra_headers={"Authorization": f"Bearer {SECRET}", "X-Trace": "t-1"},
+    )
+
+    text = repr(prepare_request(raw, index=3))
+
+    assert SECRET not in text
+    assert "https://[REDACTED]@proxy.example/v1" in text and "t-1" in text
 
 
 def test_default_output_reservation() -> None:
@@ -309,3 +324,24 @@ def test_per_request_api_base_key_timeout_and_headers_reach_the_provider(recorde
     assert lowered["authorization"] == "Bearer sk-per-request-key-0001"
     assert lowered["x-trace-id"] == "t-1"
     assert body["user"] == "u-1" and body["model"] == "gpt-4o-mini"
+
+
+@pytest.mark.parametrize("processes", [0, 2], ids=["threads", "processes"])
+def test_a_streamed_request_is_refused_unsent_and_the_batch_goes_on(processes: int) -> None:
+    # litellm answers stream=True with a chunk iterator: the thread backend crashed storing it
+    # (every result lost), the process backend could not pickle it (a paid answer lost).
+    answer = functools.partial(litellm.completion, mock_response="A canned answer.")
+    batch = [request(), request(stream=True), request(stream=False)]
+
+    with APIClient(processes=processes, completion=answer) as client:
+        responses = client.make_requests(batch)
+
+    assert [r.choices[0].message.content if r else None for r in responses] == [
+        "A canned answer.",
+        None,
+        "A canned answer.",
+    ]
+    error = client.last_errors[1]
+    assert isinstance(error, InvalidRequestError) and "'stream' must be False" in str(error)
+    assert str(error).endswith("not bool True")
+    assert client.tracker.num_api_calls == 2  # the streamed one was never sent

@@ -514,5 +514,10 @@ def test_a_taken_port_fails_at_start() -> None:
 def test_the_cli_rejects_impossible_settings(capsys: pytest.CaptureFixture[str]) -> None:
     from llm_api_client.cli.main import main
 
-    assert main(["simulate", "--port", "0", "--fail-rate", "2"]) == 2
-    assert "fail_rate" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as caught:  # out of range: refused while parsing
+        main(["simulate", "--port", "0", "--fail-rate", "2"])
+    assert caught.value.code == 2
+    assert "argument --fail-rate" in capsys.readouterr().err
+    # each in range, impossible together: refused by the simulator's settings
+    assert main(["simulate", "--port", "0", "--fail-rate", "0.6", "--drop-rate", "0.6"]) == 2
+    assert "fault rates sum above 1" in capsys.readouterr().err

@@ -11,6 +11,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from llm_api_client import _settings
+from llm_api_client.cli.options import COUNT, NON_NEGATIVE, number
+
 DEMO_MODEL = "openai/gpt-4o-mini"
 
 
@@ -18,12 +21,15 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "demo", help="run a few thousand requests against the embedded simulator"
     )
-    parser.add_argument("--requests", type=int, default=3_000, help="how many (default 3000)")
-    parser.add_argument("--rpm", type=int, default=12_000, help="simulator's and client's RPM")
-    parser.add_argument("--tpm", type=int, default=2_000_000, help="simulator's and client's TPM")
-    parser.add_argument("--processes", type=int, default=2, help="worker processes (default 2)")
-    parser.add_argument("--latency-ms", type=float, default=50.0, help="simulated latency")
-    parser.add_argument("--quiet", action="store_true", help="only the final summary")
+    add = parser.add_argument
+    add("--requests", type=number(COUNT), default=3_000, help="how many (default 3000)")
+    per_minute = number(_settings.PER_MINUTE)
+    add("--rpm", type=per_minute, default=12_000, help="simulator's and client's RPM")
+    add("--tpm", type=per_minute, default=2_000_000, help="simulator's and client's TPM")
+    processes = number(_settings.PROCESSES)
+    add("--processes", type=processes, default=2, help="worker processes (default 2)")
+    add("--latency-ms", type=number(NON_NEGATIVE), default=50.0, help="simulated latency")
+    add("--quiet", action="store_true", help="only the final summary")
     parser.set_defaults(func=run_demo)
 
 

@@ -9,7 +9,8 @@ retries the rest. The first Ctrl-C or SIGTERM stops dispatch and lets the reques
 finish and be written; a second one exits at once.
 
 Exit codes: 0 every row answered; 1 some rows failed, were malformed or were not started (spend
-cap, timeout); 128 + signal number when interrupted (130 for Ctrl-C).
+cap, timeout); 2 a usage error (a missing file, an option value out of range); 128 + signal number
+when interrupted (130 for Ctrl-C).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, TextIO
 
-from llm_api_client import _constants
+from llm_api_client import _constants, _settings
 from llm_api_client._redact import is_secret_key, register_secret
 from llm_api_client.batchfile import (
     BatchRequest,
@@ -40,6 +41,7 @@ from llm_api_client.batchfile import (
     failure_request,
     success_row,
 )
+from llm_api_client.cli.options import number
 from llm_api_client.errors import BudgetExceededError, InvalidRequestError
 from llm_api_client.progress import Progress
 
@@ -65,12 +67,20 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     add("input", help="requests, one JSON object per line")
     add("-o", "--output", required=True, help="results JSONL (appended; reused to resume)")
     add("--failures", help="failed requests, re-runnable (default: <output>.failures.jsonl)")
-    add("--max-requests-per-minute", type=int, default=_constants.DEFAULT_MAX_REQUESTS_PER_MINUTE)
-    add("--max-tokens-per-minute", type=int, default=_constants.DEFAULT_MAX_TOKENS_PER_MINUTE)
-    add("--processes", type=int, default=None, help="worker processes (default: automatic)")
-    add("--max-retries", type=int, default=2, help="retries per request (default: 2)")
-    add("--timeout", type=float, default=None, help="global timeout for the batch, seconds")
-    add("--max-cost", type=float, default=None, metavar="USD", help="spend cap in USD")
+    per_minute = number(_settings.PER_MINUTE)
+    rpm, tpm = _constants.DEFAULT_MAX_REQUESTS_PER_MINUTE, _constants.DEFAULT_MAX_TOKENS_PER_MINUTE
+    add("--max-requests-per-minute", type=per_minute, default=rpm)
+    add("--max-tokens-per-minute", type=per_minute, default=tpm)
+    add(
+        "--processes",
+        type=number(_settings.PROCESSES),
+        default=None,
+        help="worker processes (default: automatic)",
+    )
+    retries, timeout = number(_settings.RETRIES), number(_settings.BATCH_TIMEOUT)
+    add("--max-retries", type=retries, default=2, help="retries per request (default: 2)")
+    add("--timeout", type=timeout, default=None, help="global timeout for the batch, seconds")
+    add("--max-cost", type=number(_settings.MAX_COST), metavar="USD", help="spend cap in USD")
     add("--quiet", action="store_true", help="print only the final one-line summary")
     add("--api-base", help="api_base for lines that set none")
     add("--api-key", help="api_key for lines that set none (never written anywhere)")
@@ -430,7 +440,7 @@ class BatchRun:
         if s.credentials_removed:
             yield (
                 f"credentials removed from {s.credentials_removed:,} rows of the failures file: "
-                "pass --api-key when re-running it"
+                "pass --api-key, and put back any [REDACTED] URL user-info, when re-running it"
             )
 
 

@@ -12,6 +12,16 @@ import asyncio
 import signal
 import sys
 
+from llm_api_client import _settings
+from llm_api_client.cli.options import (
+    COUNT,
+    FRACTION,
+    HTTP_ERROR_STATUS,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    PORT,
+    number,
+)
 from llm_api_client.errors import ConfigurationError
 from llm_api_client.simulator.config import SimulatorConfig
 
@@ -24,36 +34,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Serve POST /v1/chat/completions, GET /v1/models, GET /stats, POST /reset.",
     )
     add = parser.add_argument
+    non_negative, fraction = number(NON_NEGATIVE), number(FRACTION)
     add("--host", default=defaults.host, help="address to listen on (default %(default)s)")
-    add("--port", type=int, default=8000, help="port; 0 picks a free one (default %(default)s)")
-    add("--rpm", type=float, default=None, help="requests per minute (default: unlimited)")
-    add("--tpm", type=float, default=None, help="tokens per minute (default: unlimited)")
+    port_help = "port; 0 picks a free one (default %(default)s)"
+    add("--port", type=number(PORT), default=8000, help=port_help)
+    add("--rpm", type=non_negative, default=None, help="requests per minute (0: unlimited)")
+    add("--tpm", type=non_negative, default=None, help="tokens per minute (0: unlimited)")
     add(
         "--window-seconds",
-        type=float,
+        type=number(_settings.POSITIVE_SECONDS),
         default=defaults.window_seconds,
         help="limits are enforced over windows this long (default %(default)s)",
     )
-    add("--latency-ms", type=float, default=0.0, help="delay before each answer")
-    add("--jitter-ms", type=float, default=0.0, help="uniform +/- jitter on the delay")
-    add("--fail-rate", type=float, default=0.0, help="fraction of requests answered 500")
+    add("--latency-ms", type=non_negative, default=0.0, help="delay before each answer")
+    add("--jitter-ms", type=non_negative, default=0.0, help="uniform +/- jitter on the delay")
+    add("--fail-rate", type=fraction, default=0.0, help="fraction of requests answered 500")
     add(
         "--fail-status",
-        type=int,
+        type=number(HTTP_ERROR_STATUS),
         default=defaults.fail_status,
         help="status of those failures (default %(default)s)",
     )
-    add("--drop-rate", type=float, default=0.0, help="fraction of connections closed unanswered")
-    add("--hang-rate", type=float, default=0.0, help="fraction of requests never answered")
+    add("--drop-rate", type=fraction, default=0.0, help="fraction of connections closed unanswered")
+    add("--hang-rate", type=fraction, default=0.0, help="fraction of requests never answered")
     add(
         "--context-window",
-        type=int,
+        type=number(NON_NEGATIVE_INT),
         default=defaults.context_window,
         help="prompt + max_tokens above this draws 400; 0 disables (default %(default)s)",
     )
     add(
         "--completion-tokens",
-        type=int,
+        type=number(COUNT),
         default=defaults.completion_tokens,
         help="answer length in tokens, at most max_tokens (default %(default)s)",
     )

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from llm_api_client._redact import redact_request
 from llm_api_client.errors import InvalidRequestError, RequestError
 from llm_api_client.pipeline.sanitize import sanitize_request
 from llm_api_client.pipeline.tokens import count_request_tokens
@@ -44,6 +45,13 @@ class PreparedRequest:
     request: dict[str, Any]
     cost: Cost
     model: str
+
+    def __repr__(self) -> str:
+        # The request may carry credentials (api_key, auth headers, user-info in api_base).
+        return (
+            f"PreparedRequest(index={self.index}, request={redact_request(self.request)!r}, "
+            f"cost={self.cost!r}, model={self.model!r})"
+        )
 
 
 def prepare_request(request: object, *, index: int, sanitize: bool = True) -> PreparedRequest:
@@ -109,6 +117,13 @@ def _bool(value: Any) -> bool:
     return type(value) is bool
 
 
+def _not_streamed(value: Any) -> bool:
+    # litellm answers stream=True with a chunk iterator (CustomStreamWrapper): it cannot be
+    # pickled back from a worker process nor stored as a response, so the paid answer would be
+    # lost. Until streamed calls are supported the request is refused before it is sent.
+    return value is False
+
+
 def _string(value: Any) -> bool:
     return isinstance(value, str)
 
@@ -154,7 +169,11 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (_int, "an integer"),
     "top_logprobs": (_non_negative_int, "a non-negative integer"),
     "logprobs": (_bool, "a boolean"),
-    "stream": (_bool, "a boolean"),
+    "stream": (
+        _not_streamed,
+        "False: streamed answers are not supported yet (APIClient.stream yields whole answers "
+        "as they finish)",
+    ),
     "parallel_tool_calls": (_bool, "a boolean"),
     "stop": (_stop, "a string or a list of strings"),
     "tools": (_list_of_mappings, "a list of dicts"),
@@ -240,6 +259,6 @@ def _json_problem(exc: Exception) -> str:
 
 
 def _describe(value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return f"{type(value).__name__} {value!r}"  # numbers are never secrets
+    if isinstance(value, int | float):
+        return f"{type(value).__name__} {value!r}"  # numbers and booleans are never secrets
     return type(value).__name__
