@@ -7,9 +7,9 @@ the provider answers with 429s. Paid before forking workers, it is paid once for
 A response unpickled in a process that never built one cannot even ``model_dump()`` (litellm's
 lazily built serializer), which the warm-up also fixes in the coordinator.
 
-The warm-up calls the ``litellm.completion`` this module found at import, not the one the
-module holds at call time: a test that patches ``litellm.completion`` (once this library is
-imported) sees only the calls of its batch, never the warm-up's.
+The warm-up calls the ``litellm.completion`` this module found at import (with ``APIClient``),
+not the one litellm holds at call time: code that patches ``litellm.completion`` after
+importing ``APIClient`` sees only the calls of its batches, never the warm-up's.
 """
 
 from __future__ import annotations
