@@ -8,7 +8,7 @@ processes' rounds drift apart by more than the overhead being measured. Here bot
 one process against one simulator (in its own process), in interleaved pairs whose order
 alternates: ``APIClient(processes=0, max_workers=threads)`` and a ``ThreadPoolExecutor``
 calling ``litellm.completion``, both on the HTTP pool this library gives litellm
-(``pipeline.litellm_http``), so that the comparison is of what each adds around the same call.
+(``providers.http_pool``), so that the comparison is of what each adds around the same call.
 CPU is this process's (all threads) from the start of a batch until ``--settle`` seconds after
 it, so that work litellm finishes in the background after a call returns is counted too.
 
@@ -36,7 +36,7 @@ from macrobench import report
 from macrobench.plan import UNLIMITED_RPM, UNLIMITED_TPM
 
 from llm_api_client import _offline
-from llm_api_client.pipeline.litellm_http import install_http_client
+from llm_api_client.providers.http_pool import install_http_client
 from llm_api_client.simulator import Simulator
 
 Run = Callable[[list[dict[str, Any]]], list[Any]]

@@ -26,7 +26,9 @@ import pytest
 from llm_api_client import _offline
 from llm_api_client.call.execute import execute
 from llm_api_client.call.retry import RetryPolicy
-from llm_api_client.pricing import cost_of
+from llm_api_client.providers.litellm_transport import FunctionTransport, LiteLLMTransport
+from llm_api_client.providers.logging_switch import unheard_logging_skipped
+from llm_api_client.providers.pricing import cost_of
 from llm_api_client.ratelimit.base import Cost, LimiterSnapshot, Limits, RateLimiter
 from llm_api_client.records import UsageRecord
 from llm_api_client.tracker import APIUsageTracker
@@ -187,7 +189,7 @@ def test_execute_overhead(benchmark: Any, limiter_kind: str) -> None:
                 cost=cost,
                 limiter=limiter,
                 policy=policy,
-                completion=lambda **kwargs: response,
+                transport=FunctionTransport(lambda **kwargs: response),
             )
 
     benchmark.pedantic(run, rounds=5)
@@ -221,9 +223,12 @@ def main(n: int = 2000, threads: int = 32) -> None:
             return litellm.completion(**request, max_retries=0, timeout=120.0)
 
         limiter, policy, cost = NullLimiter(), RetryPolicy(max_retries=2), Cost(20, 20)
+        transport = LiteLLMTransport()
 
         def ours(i: int) -> Any:
-            outcome = execute(request, index=i, cost=cost, limiter=limiter, policy=policy)
+            outcome = execute(
+                request, index=i, cost=cost, limiter=limiter, policy=policy, transport=transport
+            )
             assert outcome.ok, outcome.error
             return outcome
 
@@ -231,10 +236,11 @@ def main(n: int = 2000, threads: int = 32) -> None:
         outer = [0.0]  # thread CPU of the whole execute
         lock = threading.Lock()
 
-        def timed_completion(**kwargs: Any) -> Any:
+        def timed_completion(**kwargs: Any) -> Any:  # LiteLLMTransport's call, timed
             start = time.thread_time()
             try:
-                return litellm.completion(**kwargs)
+                with unheard_logging_skipped(litellm):
+                    return litellm.completion(**kwargs)
             finally:
                 with lock:
                     inner[0] += time.thread_time() - start
@@ -247,7 +253,7 @@ def main(n: int = 2000, threads: int = 32) -> None:
                 cost=cost,
                 limiter=limiter,
                 policy=policy,
-                completion=timed_completion,
+                transport=FunctionTransport(timed_completion),
             )
             with lock:
                 outer[0] += time.thread_time() - start

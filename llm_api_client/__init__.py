@@ -7,10 +7,10 @@ OpenAI-compatible server for tests, benchmarks and the demo.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from llm_api_client import _offline  # noqa: F401 - must run before litellm or tiktoken load
+from llm_api_client._lazy import lazy_attributes
 
 # Where each public name lives. Imported on first use, so that ``import llm_api_client`` (and
 # the simulator, the CLI's help) stays fast: litellm alone takes seconds to import.
@@ -104,13 +104,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'llm_api_client' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(globals(), _EXPORTS)
 
 
 def __dir__() -> list[str]:

@@ -34,7 +34,7 @@ CALLS_PER_SECOND_PER_PROCESS = 150.0
 ASSUMED_LATENCY_SECONDS = 2.0
 MAX_THREADS_PER_PROCESS = 256
 # HTTP connections one process opens at most (litellm's and httpx's default); threads beyond it
-# wait for a connection. See pipeline.litellm_http for why idle ones are all kept.
+# wait for a connection. See providers.http_pool for why idle ones are all kept.
 MAX_CONNECTIONS_PER_PROCESS = 100
 MIN_THREADS = 4
 

@@ -41,6 +41,7 @@ from llm_api_client.errors import ConfigurationError, LLMAPIClientError
 from llm_api_client.prepare.chat_tokens import count_message_tokens
 from llm_api_client.prepare.sanitize import sanitize_request
 from llm_api_client.prepare.truncate import context_window, fit_to_context
+from llm_api_client.providers.litellm_transport import FunctionTransport, LiteLLMTransport
 from llm_api_client.ratelimit.base import Limits, RateLimiter
 from llm_api_client.records import Result
 from llm_api_client.tracker import APIUsageTracker
@@ -142,7 +143,8 @@ class APIClient:
             burst_seconds=burst_seconds,
         )
         self._max_workers = max_workers
-        self._execution = ExecutionConfig(max_delay=max_delay_seconds, completion=completion)
+        transport = LiteLLMTransport() if completion is None else FunctionTransport(completion)
+        self._execution = ExecutionConfig(max_delay=max_delay_seconds, transport=transport)
         self._tracker = APIUsageTracker()
         self._history: list[dict[str, Any]] = []
         self._resources = _Resources()

@@ -31,7 +31,7 @@ class UsageRecord:
     cached_tokens: int = 0
     #: of the completion tokens, those spent reasoning
     reasoning_tokens: int = 0
-    #: USD, from litellm's price map; 0.0 when the model is not priced
+    #: USD, from the price map (``providers.pricing``); 0.0 when the model is not priced
     cost: float = 0.0
     #: seconds of the final attempt's call
     response_time: float = 0.0

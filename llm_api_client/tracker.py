@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from llm_api_client.providers.answers import Usage
 from llm_api_client.records import UsageRecord
 
 __all__ = ["APIUsageTracker", "ModelUsage"]
@@ -382,11 +383,9 @@ class APIUsageTracker:
             DeprecationWarning,
             stacklevel=2,
         )
-        from llm_api_client import _offline
+        from llm_api_client.providers.logging_switch import add_success_callback
 
-        callbacks = _offline.litellm().success_callback
-        if self.track_cost_callback not in callbacks:
-            callbacks.append(self.track_cost_callback)
+        add_success_callback(self.track_cost_callback)
 
 
 def _percentile(ordered: list[float], percentile: float) -> float | None:
@@ -399,20 +398,17 @@ def _percentile(ordered: list[float], percentile: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def _usage_value(usage: Any, name: str) -> int:
-    value = usage.get(name, 0) if isinstance(usage, Mapping) else getattr(usage, name, 0)
-    return int(value or 0)
-
-
 def _record_from_callback(
     kwargs: Mapping[str, Any], response: Any, start: datetime.datetime, end: datetime.datetime
 ) -> UsageRecord:
-    usage = getattr(response, "usage", None) or {}
+    usage = Usage.of(response)
     return UsageRecord(
         index=-1,
         model=str(kwargs.get("model") or getattr(response, "model", "") or ""),
-        prompt_tokens=_usage_value(usage, "prompt_tokens"),
-        completion_tokens=_usage_value(usage, "completion_tokens"),
+        prompt_tokens=usage.prompt,
+        completion_tokens=usage.completion,
+        cached_tokens=usage.cached,
+        reasoning_tokens=usage.reasoning,
         cost=float(kwargs.get("response_cost") or 0.0),
         response_time=(end - start).total_seconds(),
         attempts=1,

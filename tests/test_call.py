@@ -1,4 +1,4 @@
-"""execute(): one request through the limiter, litellm and the retry policy, into an Outcome."""
+"""execute(): one request through the limiter, a transport and the retry policy, into an Outcome."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from llm_api_client._constants import (
     DEFAULT_RATE_LIMIT_PAUSE_SECONDS,
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
 )
-from llm_api_client.call.execute import Outcome, call_kwargs, execute, response_headers
+from llm_api_client.call.execute import Outcome, execute, request_timeout
 from llm_api_client.call.retry import RetryPolicy
-from llm_api_client.pricing import cost_of
+from llm_api_client.providers.litellm_transport import FunctionTransport, LiteLLMTransport
+from llm_api_client.providers.models import provider_of
+from llm_api_client.providers.pricing import cost_of
 from llm_api_client.ratelimit.base import Cost, LimiterSnapshot, Limits, RateLimiter
 
 litellm = _offline.litellm()
@@ -134,13 +136,15 @@ def run(
     **extra: Any,
 ) -> Outcome:
     clock = clock or FakeClock()
+    request = dict(REQUEST) if request is None else request
     return execute(
-        dict(REQUEST) if request is None else request,
+        request,
         index=7,
         cost=COST,
         limiter=limiter or FakeLimiter(),
         policy=RetryPolicy(max_retries=max_retries),
-        completion=completion,
+        transport=FunctionTransport(completion),
+        provider=provider_of(request["model"], request),  # as the coordinator resolves it
         sleep=clock.sleep,
         clock=clock,
         **extra,
@@ -186,7 +190,10 @@ def test_completion_gets_no_retries_and_a_timeout_and_the_request_is_not_mutated
     ("given", "sent"), [(None, DEFAULT_REQUEST_TIMEOUT_SECONDS), (5, 5), (0.5, 0.5)]
 )
 def test_timeout_is_kept_or_defaulted(given: float | None, sent: float) -> None:
-    assert call_kwargs({**REQUEST, "timeout": given})["timeout"] == sent
+    assert request_timeout({**REQUEST, "timeout": given}) == sent
+    script = Script(make_response())
+    run(script, request={**REQUEST, "timeout": given})
+    assert script.calls[0]["timeout"] == sent
 
 
 def test_429_pauses_observes_and_retries_after_the_providers_wait() -> None:
@@ -250,6 +257,35 @@ def test_an_unexpected_exception_becomes_an_error_not_a_raise() -> None:
     assert "KeyError" in str(outcome.error)
 
 
+class RawTransport:
+    """A transport that breaks its contract: it raises litellm's exceptions untranslated."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def setup(self) -> None:
+        pass
+
+    def complete(self, request: dict[str, Any], *, timeout: float) -> Any:
+        raise self.error
+
+
+def test_an_untranslated_transport_error_is_translated_all_the_same() -> None:
+    limiter = FakeLimiter()
+    outcome = execute(
+        dict(REQUEST),
+        index=7,
+        cost=COST,
+        limiter=limiter,
+        policy=RetryPolicy(max_retries=0),
+        transport=RawTransport(status_error(429, {"retry-after": "3"})),
+    )
+    assert isinstance(outcome.error, errors.RateLimitError)
+    assert (outcome.error.index, outcome.error.model) == (7, "openai/gpt-4o-mini")
+    assert limiter.paused == [3.0]
+    assert outcome.record.rate_limited == 1
+
+
 @pytest.mark.parametrize(
     ("model", "settlement", "refunded"),
     [
@@ -294,23 +330,6 @@ def test_outcome_pickles_with_its_response_and_error() -> None:
     assert isinstance(twin_error, errors.RateLimitError) and twin_error.retry_after == 2.0
 
 
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        (None, {}),
-        ({}, {}),
-        ({"X-RateLimit-Limit-Requests": 60}, {"x-ratelimit-limit-requests": "60"}),
-        ({"llm_provider-a": "1", "a": "2"}, {"a": "2"}),
-        ({"a": "2", "llm_provider-a": "1"}, {"a": "2"}),
-        ({"llm_provider-authorization": "Bearer x", "b": None}, {}),
-    ],
-)
-def test_response_headers_table(raw: dict[str, Any] | None, expected: dict[str, str]) -> None:
-    response = make_response()
-    response._hidden_params = {} if raw is None else {"additional_headers": raw}
-    assert response_headers(response) == expected
-
-
 # Through the real litellm.completion and the real in-process limiter, on loopback.
 
 
@@ -336,6 +355,8 @@ def real(
         cost=Cost(input_tokens=10, output_tokens=100),
         limiter=limiter,
         policy=RetryPolicy(max_retries=max_retries),
+        transport=LiteLLMTransport(),
+        provider="openai",
         sleep=clock.sleep,
     )
 
@@ -397,6 +418,7 @@ def test_against_the_simulator_with_20_percent_500s() -> None:
                 cost=Cost(input_tokens=20, output_tokens=16),
                 limiter=FakeLimiter(),
                 policy=RetryPolicy(max_retries=8),
+                transport=LiteLLMTransport(),
                 sleep=lambda seconds: None,
             )
 

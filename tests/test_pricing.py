@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llm_api_client import _offline
-from llm_api_client.pricing import (
+from llm_api_client.providers.pricing import (
     UNPRICED,
     clear_cache,
     cost_of,

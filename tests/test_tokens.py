@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from tiktoken_ext import openai_public
 
 from llm_api_client import _offline
-from llm_api_client._constants import DEFAULT_MAX_OUTPUT_TOKENS
 from llm_api_client.prepare import chat_tokens
 from llm_api_client.prepare.chat_tokens import (
     count_batch,
@@ -24,7 +23,6 @@ from llm_api_client.prepare.chat_tokens import (
     count_text,
     encoding_for_model,
     encoding_name_for_model,
-    max_output_tokens,
 )
 from llm_api_client.prepare.image_sizes import image_tiles, image_tokens
 
@@ -322,22 +320,6 @@ def test_batch_equals_single_and_messages_add_up(conversations: list[list[dict[s
         whole = count_message_tokens(conversation, "gpt-4o-mini")
         parts = sum(count_message_tokens([m], "gpt-4o-mini") - 3 for m in conversation)
         assert whole == parts + 3
-
-
-@pytest.mark.parametrize(
-    ("request_params", "expected"),
-    [
-        ({}, DEFAULT_MAX_OUTPUT_TOKENS),
-        ({"max_tokens": 100}, 100),
-        ({"max_completion_tokens": 50, "max_tokens": 100}, 50),
-        ({"max_completion_tokens": None, "max_tokens": 100}, 100),
-        ({"max_tokens": 100, "n": 3}, 300),
-        ({"n": 2}, 2 * DEFAULT_MAX_OUTPUT_TOKENS),
-        ({"max_tokens": 10, "n": None}, 10),
-    ],
-)
-def test_max_output_tokens(request_params: dict[str, Any], expected: int) -> None:
-    assert max_output_tokens({"model": "gpt-4o", "messages": [], **request_params}) == expected
 
 
 def test_short_text_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

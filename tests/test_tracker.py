@@ -272,14 +272,20 @@ def test_exact_totals_under_thread_contention() -> None:
 def test_track_cost_callback_counts_a_response() -> None:
     tracker = APIUsageTracker()
     start = datetime.datetime(2025, 1, 1, 12, 0, 0)
-    response = SimpleNamespace(
-        usage={"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}, model="m"
-    )
+    usage = {
+        "prompt_tokens": 5,
+        "completion_tokens": 7,
+        "total_tokens": 12,
+        "prompt_tokens_details": {"cached_tokens": 2},
+        "completion_tokens_details": {"reasoning_tokens": 3},
+    }
+    response = SimpleNamespace(usage=usage, model="m")
     tracker.track_cost_callback(
         {"response_cost": 0.123}, response, start, start + datetime.timedelta(seconds=0.4)
     )
     assert tracker.total_cost == pytest.approx(0.123)
     assert tracker.total_prompt_tokens == 5
+    assert (tracker.total_cached_tokens, tracker.total_reasoning_tokens) == (2, 3)
     assert tracker.mean_response_time == pytest.approx(0.4)
 
 

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from llm_api_client import _offline, errors
-from llm_api_client.pipeline.translate import (
+from llm_api_client.providers.translate import (
     class_for_status,
     mapped_class,
     parse_retry_after,

@@ -178,7 +178,7 @@ def stream_verdicts(rows: list[Row]) -> list[Verdict]:
 
 def correctness_verdict(rows: list[Row]) -> Verdict:
     """This library's batches only: the bare pool's are shown, not judged (a plain litellm
-    pool loses an answer now and then, see pipeline.litellm_http)."""
+    pool loses an answer now and then, see providers.http_pool)."""
     target = "every response echoes its request; tracker totals = simulator's; all answered"
     mine = [r for r in rows if r.get("kind") == "ours"]
     if not mine:

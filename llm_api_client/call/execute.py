@@ -3,9 +3,9 @@
     execute(request)
       └─ RetryPolicy.retrying() loop (tenacity), for each attempt:
            limiter.acquire(cost)            may end the request unsent (too large / waited too long)
-           completion(**request, max_retries=0)
+           transport.complete(request, timeout)   providers/: litellm.completion by default
              ok   -> limiter.observe(headers)
-             fail -> translate_exception; a 429 also limiter.pause(retry_after) and observe
+             fail -> our typed error; a 429 also limiter.pause(retry_after) and observe
       └─ after a success: settle with the limiter on actual usage (refund the unused reservation)
       └─ Outcome(index, response, error, UsageRecord, headers)
 
@@ -20,28 +20,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_api_client import _offline, errors
+from llm_api_client import errors
 from llm_api_client._constants import (
     DEFAULT_RATE_LIMIT_PAUSE_SECONDS,
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
     MAX_RETRY_AFTER_SECONDS,
 )
-from llm_api_client._redact import SECRET_KEYS
 from llm_api_client.call.retry import RetryPolicy
-from llm_api_client.pipeline.litellm_logging import unheard_logging_skipped
-from llm_api_client.pipeline.translate import translate_exception
-from llm_api_client.pricing import cost_of
+from llm_api_client.providers.answers import Usage, response_headers
+from llm_api_client.providers.base import Transport
+from llm_api_client.providers.pricing import cost_of
+from llm_api_client.providers.translate import translate_exception
 from llm_api_client.ratelimit import accounting
 from llm_api_client.ratelimit.base import Cost, RateLimiter
 from llm_api_client.records import UsageRecord
 
-litellm = _offline.litellm()
-
-__all__ = ["Outcome", "execute", "response_headers"]
-
-_PROVIDER_PREFIX = "llm_provider-"
-# Request keys that would let litellm or its SDK retry underneath our policy.
-_RETRY_KEYS = ("max_retries", "num_retries")
+__all__ = ["Outcome", "execute", "request_timeout"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +60,9 @@ def execute(
     cost: Cost,
     limiter: RateLimiter,
     policy: RetryPolicy,
+    transport: Transport,
+    provider: str | None = None,
     max_delay: float | None = None,
-    completion: Callable[..., Any] = litellm.completion,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     settlement: str | None = None,
@@ -75,10 +70,12 @@ def execute(
     """Send ``request`` through ``limiter`` with ``policy``'s retries; never raises for its failure.
 
     ``cost`` is what one attempt takes from the limiter (every retry takes it again).
-    ``settlement`` overrides whether the provider settles on actual usage (see
-    ``ratelimit.accounting``). The caller's dict is not modified.
+    ``transport`` sends each attempt (``providers``). ``provider`` is where the request goes
+    (``providers.models.provider_of``, resolved once by the coordinator): for its usage record,
+    its price and its settlement. ``settlement`` overrides whether the provider settles on
+    actual usage (see ``ratelimit.accounting``). The caller's dict is not modified.
     """
-    attempts = _Attempts(request, index, cost, limiter, completion, clock, max_delay)
+    attempts = _Attempts(request, index, cost, limiter, transport, provider, clock, max_delay)
     response: Any = None
     try:
         for attempt in policy.retrying(sleep):
@@ -86,7 +83,6 @@ def execute(
                 response = attempts.send()
     except errors.LLMAPIClientError as error:
         return attempts.outcome(None, error)
-    provider = request.get("custom_llm_provider")
     _settle(limiter, cost, attempts.model, provider, response, settlement)
     return attempts.outcome(response, None)
 
@@ -96,35 +92,40 @@ class _Attempts:
 
     __slots__ = (
         "clock",
-        "completion",
         "cost",
         "headers",
         "index",
-        "kwargs",
         "limiter",
         "max_delay",
         "model",
+        "provider",
         "rate_limited",
+        "request",
         "response_time",
         "sent",
+        "timeout",
+        "transport",
     )
 
     def __init__(
         self,
-        request: Mapping[str, Any],
+        request: dict[str, Any],
         index: int,
         cost: Cost,
         limiter: RateLimiter,
-        completion: Callable[..., Any],
+        transport: Transport,
+        provider: str | None,
         clock: Callable[[], float],
         max_delay: float | None,
     ) -> None:
-        self.kwargs = call_kwargs(request)
+        self.request = request
+        self.timeout = request_timeout(request)
         self.model = str(request.get("model", ""))
+        self.provider = provider
         self.index = index
         self.cost = cost
         self.limiter = limiter
-        self.completion = completion
+        self.transport = transport
         self.clock = clock
         self.max_delay = max_delay
         self.sent = 0
@@ -138,19 +139,23 @@ class _Attempts:
         self.sent += 1
         start = self.clock()
         try:
-            with unheard_logging_skipped(litellm):
-                response = self.completion(**self.kwargs)
+            response = self.transport.complete(self.request, timeout=self.timeout)
         except Exception as exc:
             self.response_time = self.clock() - start
-            raise self._failed(exc) from exc
+            # A transport raises our errors; anything else is translated here all the same.
+            error = translate_exception(exc, index=self.index, model=self.model)
+            self._learn_from(error)
+            if error is exc:
+                raise
+            raise error from exc
         self.response_time = self.clock() - start
         self.headers = response_headers(response)
         # Every answer is news, even without headers: it ends the limiter's slow start.
         self.limiter.observe(self.headers)
         return response
 
-    def _failed(self, exc: Exception) -> errors.LLMAPIClientError:
-        error = translate_exception(exc, index=self.index, model=self.model)
+    def _learn_from(self, error: errors.LLMAPIClientError) -> None:
+        """What a failed attempt teaches the limiter: a 429 pauses, headers correct the limits."""
         headers = getattr(error, "headers", None)
         self.headers = dict(headers) if headers else {}
         if isinstance(error, errors.RateLimitError):
@@ -158,15 +163,6 @@ class _Attempts:
             self.limiter.pause(_pause_for(error.retry_after))
         if self.headers or isinstance(error, errors.APIStatusError):
             self.limiter.observe(self.headers)
-        return error
-
-    def provider(self, response: Any) -> str | None:
-        hidden = getattr(response, "_hidden_params", None)
-        found = hidden.get("custom_llm_provider") if isinstance(hidden, dict) else None
-        found = found or self.kwargs.get("custom_llm_provider")
-        if not found and "/" in self.model:
-            found = self.model.split("/", 1)[0]
-        return str(found) if found else None
 
     def outcome(self, response: Any, error: errors.LLMAPIClientError | None) -> Outcome:
         if error is not None and error.index is None:  # the limiter's errors know no index
@@ -175,35 +171,10 @@ class _Attempts:
         return Outcome(self.index, response, error, record, self.headers)
 
 
-def call_kwargs(request: Mapping[str, Any]) -> dict[str, Any]:
-    """The keyword arguments for ``completion``: a copy of the request that retries nothing."""
-    kwargs = {k: v for k, v in request.items() if k not in _RETRY_KEYS}
-    kwargs["max_retries"] = 0  # the SDK's own retries would hide attempts from the limiter
-    if kwargs.get("timeout") is None:
-        kwargs["timeout"] = DEFAULT_REQUEST_TIMEOUT_SECONDS
-    return kwargs
-
-
-def response_headers(response: Any) -> dict[str, str]:
-    """The provider's response headers litellm kept, lowercased, ``llm_provider-`` prefix removed.
-
-    Where litellm gives a header both with and without the prefix, the unprefixed one wins.
-    Credential-like headers (``set-cookie``, ...) are dropped.
-    """
-    hidden = getattr(response, "_hidden_params", None)
-    raw = hidden.get("additional_headers") if isinstance(hidden, dict) else None
-    if not raw:
-        return {}
-    headers: dict[str, str] = {}
-    for key, value in raw.items():
-        name = str(key).lower()
-        if name.startswith(_PROVIDER_PREFIX):
-            name = name[len(_PROVIDER_PREFIX) :]
-            if name in headers:
-                continue
-        if value is not None and name not in SECRET_KEYS:
-            headers[name] = str(value)
-    return headers
+def request_timeout(request: Mapping[str, Any]) -> Any:
+    """Seconds one attempt may take: the request's ``timeout``, else the library's default."""
+    timeout = request.get("timeout")
+    return DEFAULT_REQUEST_TIMEOUT_SECONDS if timeout is None else timeout
 
 
 def _pause_for(retry_after: float | None) -> float:
@@ -212,36 +183,21 @@ def _pause_for(retry_after: float | None) -> float:
     return min(retry_after, MAX_RETRY_AFTER_SECONDS)
 
 
-def _usage_numbers(response: Any) -> tuple[int, int, int, int]:
-    """(prompt, completion, cached, reasoning) tokens from a response's ``usage``; zeros if none."""
-    usage = getattr(response, "usage", None)
-    if usage is None:
-        return 0, 0, 0, 0
-    prompt_details = getattr(usage, "prompt_tokens_details", None)
-    completion_details = getattr(usage, "completion_tokens_details", None)
-    return (
-        int(getattr(usage, "prompt_tokens", 0) or 0),
-        int(getattr(usage, "completion_tokens", 0) or 0),
-        int(getattr(prompt_details, "cached_tokens", 0) or 0),
-        int(getattr(completion_details, "reasoning_tokens", 0) or 0),
-    )
-
-
 def _record(
     attempts: _Attempts, response: Any, error: errors.LLMAPIClientError | None
 ) -> UsageRecord:
-    prompt, completion, cached, reasoning = _usage_numbers(response)
-    provider = attempts.provider(response)
+    usage = Usage.of(response)
+    model, provider = attempts.model, attempts.provider
     return UsageRecord(
         index=attempts.index,
-        model=attempts.model,
+        model=model,
         provider=provider,
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        cached_tokens=cached,
-        reasoning_tokens=reasoning,
-        cost=cost_of(attempts.model, prompt, completion, cached, provider)
-        if prompt or completion
+        prompt_tokens=usage.prompt,
+        completion_tokens=usage.completion,
+        cached_tokens=usage.cached,
+        reasoning_tokens=usage.reasoning,
+        cost=cost_of(model, usage.prompt, usage.completion, usage.cached, provider)
+        if usage.prompt or usage.completion
         else 0.0,
         response_time=attempts.response_time,
         attempts=attempts.sent,
@@ -262,7 +218,7 @@ def _settle(
     """Give back the part of the admission cost a usage-settling provider did not charge."""
     if not accounting.settles_on_actual_usage(model, provider, settlement):
         return
-    prompt, completion, _, _ = _usage_numbers(response)
-    refund = accounting.refund_for(cost, prompt, completion)
+    usage = Usage.of(response)
+    refund = accounting.refund_for(cost, usage.prompt, usage.completion)
     if refund.tokens > 0:
         limiter.refund(refund)

@@ -28,7 +28,8 @@ from llm_api_client.errors import (
     WorkerCrashedError,
 )
 from llm_api_client.prepare.request import PreparedRequest, prepare_request
-from llm_api_client.pricing import estimate_cost
+from llm_api_client.providers.models import provider_of
+from llm_api_client.providers.pricing import estimate_cost
 from llm_api_client.ratelimit.base import Cost
 from llm_api_client.records import Result
 
@@ -214,6 +215,7 @@ class BatchStream(Iterator[Result]):
             cost=prepared.cost,
             max_retries=self._options.max_retries,
             generation=self._generation,
+            provider=provider_of(prepared.model, prepared.request),
         )
         self._send(item)
 

@@ -8,37 +8,30 @@ from __future__ import annotations
 
 import functools
 import traceback
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from llm_api_client.call.execute import Outcome, execute
 from llm_api_client.call.retry import RetryPolicy
 from llm_api_client.engine.messages import CallItem
 from llm_api_client.errors import LLMAPIClientError
+from llm_api_client.providers.base import Transport
+from llm_api_client.providers.litellm_transport import LiteLLMTransport
 from llm_api_client.ratelimit.base import RateLimiter
 from llm_api_client.records import UsageRecord
 
 
 @dataclass(frozen=True)
 class ExecutionConfig:
-    """Settings every worker thread shares. ``completion`` None means ``litellm.completion``."""
+    """Settings every worker thread shares: how long admission may wait, what sends requests."""
 
     max_delay: float | None = None
-    completion: Callable[..., Any] | None = None
+    transport: Transport = field(default_factory=LiteLLMTransport)
 
 
 @functools.lru_cache(maxsize=16)
 def _policy(max_retries: int) -> RetryPolicy:
     return RetryPolicy(max_retries=max_retries)
-
-
-def _completion(config: ExecutionConfig) -> Callable[..., Any]:
-    if config.completion is not None:
-        return config.completion
-    from llm_api_client import _offline
-
-    return _offline.litellm().completion
 
 
 def run_item(item: CallItem, limiter: RateLimiter, config: ExecutionConfig) -> Outcome:
@@ -51,7 +44,8 @@ def run_item(item: CallItem, limiter: RateLimiter, config: ExecutionConfig) -> O
             limiter=limiter,
             policy=_policy(item.max_retries),
             max_delay=config.max_delay,
-            completion=_completion(config),
+            transport=config.transport,
+            provider=item.provider,
         )
     except BaseException as exc:
         return failed_outcome(item.index, item.request, _internal_error(exc))

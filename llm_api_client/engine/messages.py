@@ -17,7 +17,11 @@ from llm_api_client.ratelimit.base import Cost
 
 @dataclass(frozen=True, slots=True)
 class CallItem:
-    """One request for a worker: the prepared request, its rate-limit cost and retry budget."""
+    """One request for a worker: the prepared request, its rate-limit cost and retry budget.
+
+    ``provider`` is where the request goes, resolved once by the coordinator
+    (``providers.models.provider_of``).
+    """
 
     index: int
     request: dict[str, Any]
@@ -25,6 +29,7 @@ class CallItem:
     max_retries: int
     generation: int  # the batch it belongs to; results of an abandoned batch are discarded
     redispatches: int = 0  # how many times a worker died with it in flight
+    provider: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ coordinator holds no copy of a result pipe's write end, so a dead worker's pipe 
 after its last whole message, and nothing else is affected.
 
 Workers are forked: they inherit the shared-memory rate limiter and its lock, and start in
-milliseconds (spawning would re-import litellm, about 4 s each).
+milliseconds (spawning would load litellm again, about 4 s each).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from multiprocess.connection import wait
 from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.execution import ExecutionConfig
 from llm_api_client.engine.messages import STOP, CallItem, WorkerExited, decode, encode
-from llm_api_client.engine.warmup import build_response_types, warm_litellm
 from llm_api_client.engine.worker import worker_main
 from llm_api_client.ratelimit.base import RateLimiter
 
@@ -57,10 +56,9 @@ class ProcessBackend:
     def __init__(
         self, limiter: RateLimiter, config: ExecutionConfig, processes: int, threads: int
     ) -> None:
-        if config.completion is None:
-            warm_litellm()  # before forking: paid once, inherited by every worker
-        else:
-            build_response_types()  # responses arrive pickled; they must dump here too
+        # Before forking: the warm-up is paid once, inherited by every worker, and responses
+        # arriving pickled can be read here too.
+        config.transport.setup()
         self._ctx = multiprocess.get_context("fork")
         self._limiter = limiter
         self._config = config

@@ -12,12 +12,9 @@ import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from llm_api_client import _offline
 from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.execution import ExecutionConfig, run_item
 from llm_api_client.engine.messages import CallItem
-from llm_api_client.engine.warmup import warm_litellm
-from llm_api_client.pipeline.litellm_http import install_http_client
 from llm_api_client.ratelimit.base import RateLimiter
 
 
@@ -25,9 +22,7 @@ class ThreadBackend:
     """``threads`` worker threads sharing one rate limiter."""
 
     def __init__(self, limiter: RateLimiter, config: ExecutionConfig, threads: int) -> None:
-        if config.completion is None:
-            warm_litellm()
-            install_http_client(_offline.litellm())
+        config.transport.setup()
         self._limiter = limiter
         self._config = config
         self._threads = threads

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +21,6 @@ from llm_api_client._constants import PARENT_CHECK_INTERVAL_SECONDS
 from llm_api_client.engine.execution import ExecutionConfig, failed_outcome, run_item
 from llm_api_client.engine.messages import STOP, CallItem, WorkerExited, decode, encode
 from llm_api_client.errors import LLMAPIClientError
-from llm_api_client.pipeline.litellm_http import forget_cached_clients, install_http_client
 from llm_api_client.ratelimit.base import RateLimiter
 
 
@@ -39,7 +37,7 @@ def worker_main(
     """Entry point of a worker process: run items from ``tasks`` until ``STOP`` or EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_when_orphaned(parent_pid)
-    _drop_inherited_http_clients(config)
+    config.transport.setup()  # this process's own HTTP clients, not the parent's
     send = _sender(results)
     with ThreadPoolExecutor(threads, thread_name_prefix=f"worker{worker_id}") as pool:
         while (data := _next_task(tasks)) != STOP:
@@ -87,13 +85,3 @@ def _exit_when_orphaned(parent_pid: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
-
-
-def _drop_inherited_http_clients(config: ExecutionConfig) -> None:
-    """Forget HTTP clients forked from the parent (their sockets belong to it); make our own."""
-    litellm = sys.modules.get("litellm")
-    if litellm is None:
-        return
-    forget_cached_clients(litellm)
-    if config.completion is None:
-        install_http_client(litellm)

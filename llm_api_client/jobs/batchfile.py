@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llm_api_client._redact import REDACTED, is_secret_key, redact_text, redact_url
+from llm_api_client.providers.answers import request_id, response_headers
 
 __all__ = [
     "BATCH_URL",
@@ -344,12 +345,7 @@ def _rebuild_models(value: Any, visited: set[int]) -> None:
 
 
 def _request_id(response: Any) -> str | None:
-    hidden = getattr(response, "_hidden_params", None) or {}
-    headers = hidden.get("additional_headers") or {}
-    for name in ("x-request-id", "llm_provider-x-request-id", "request-id"):
-        if headers.get(name):
-            return str(headers[name])
-    return getattr(response, "id", None)
+    return request_id(response_headers(response)) or getattr(response, "id", None)
 
 
 def error_row(custom_id: str, error: BaseException) -> dict[str, Any]:

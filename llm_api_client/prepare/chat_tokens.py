@@ -51,7 +51,6 @@ import tiktoken
 # importing _offline anywhere before the first count keeps it offline; this import guarantees it.
 from llm_api_client import _offline  # noqa: F401
 from llm_api_client._constants import (
-    DEFAULT_MAX_OUTPUT_TOKENS,
     SMALL_TEXT_CACHE_CHARS,
     SMALL_TEXT_CACHE_ENTRIES,
     TIKTOKEN_CHUNK_CHARS,
@@ -67,7 +66,6 @@ __all__ = [
     "count_text",
     "encoding_for_model",
     "encoding_name_for_model",
-    "max_output_tokens",
 ]
 
 # Framing constants of the OpenAI cookbook, as litellm applies them.
@@ -309,17 +307,3 @@ def _encode_lengths(encoding: tiktoken.Encoding, texts: list[str]) -> list[int]:
     if sum(map(len, texts)) >= _BATCH_MIN_AVERAGE_CHARS * len(texts) and len(texts) > 1:
         return [len(tokens) for tokens in encoding.encode_ordinary_batch(texts)]
     return [count_text(text, encoding) for text in texts]
-
-
-def max_output_tokens(request: Mapping[str, Any]) -> int:
-    """Output tokens the provider may charge at admission: the requested maximum times ``n``.
-
-    ``max_completion_tokens`` wins over ``max_tokens``; with neither, ``DEFAULT_MAX_OUTPUT_TOKENS``.
-    """
-    limit = request.get("max_completion_tokens")
-    if limit is None:
-        limit = request.get("max_tokens")
-    if limit is None:
-        limit = DEFAULT_MAX_OUTPUT_TOKENS
-    choices = request.get("n")
-    return int(limit) * (int(choices) if choices else 1)

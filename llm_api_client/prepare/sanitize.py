@@ -16,12 +16,12 @@ What is kept:
   ``safety_settings``, ...) are litellm's to pass through;
 - every parameter when litellm does not know the provider (nothing to check against).
 
-The supported set comes from ``litellm.get_supported_openai_params(model=<bare model>,
-custom_llm_provider=<provider>)`` after ``litellm.get_llm_provider`` splits the prefix:
-asking with the prefixed name (``openai/gpt-4o-mini``) returns a different, wrong list (it
-includes ``reasoning_effort`` and omits ``user``). ``reasoning_effort`` is also dropped for a
-model litellm knows to lack reasoning (``litellm.supports_reasoning``), whatever the list says.
-The answer is cached per (model, provider): a call costs a dict lookup and a set test.
+The supported set is litellm's, asked through ``providers.models.supported_openai_params``
+(with the bare model and its provider: asked with the prefixed name, ``openai/gpt-4o-mini``,
+litellm returns a different, wrong list that includes ``reasoning_effort`` and omits
+``user``). ``reasoning_effort`` is also dropped for a model litellm knows to lack reasoning
+(``providers.models.known_without_reasoning``), whatever the list says. The answer is cached
+per (model, provider): a call costs a dict lookup and a set test.
 
 Example::
 
@@ -37,8 +37,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from llm_api_client import _offline
 from llm_api_client._redact import redact_text
+from llm_api_client.providers import models
 
 __all__ = ["ROUTING_PARAMS", "sanitize_request", "unsupported_params"]
 
@@ -75,8 +75,7 @@ _REASONING_PARAMS = frozenset({"reasoning_effort"})
 
 @functools.cache
 def _openai_chat_params() -> frozenset[str]:
-    litellm = _offline.litellm()
-    return frozenset(litellm.OPENAI_CHAT_COMPLETION_PARAMS) - ROUTING_PARAMS
+    return models.openai_chat_params() - ROUTING_PARAMS
 
 
 @functools.lru_cache(maxsize=4096)
@@ -85,29 +84,13 @@ def unsupported_params(model: str, custom_llm_provider: str | None = None) -> fr
 
     Empty when litellm cannot resolve the provider: we then have nothing to check against.
     """
-    litellm = _offline.litellm()
-    try:
-        bare, provider, _, _ = litellm.get_llm_provider(
-            model=model, custom_llm_provider=custom_llm_provider
-        )
-        supported = litellm.get_supported_openai_params(model=bare, custom_llm_provider=provider)
-    except Exception:  # litellm raises BadRequestError or bare Exception for unknown models
-        return frozenset()
+    supported = models.supported_openai_params(model, custom_llm_provider)
     if supported is None:
         return frozenset()
-    dropped = _openai_chat_params() - frozenset(supported)
-    if _known_without_reasoning(litellm, bare, provider):
+    dropped = _openai_chat_params() - supported
+    if models.known_without_reasoning(model, custom_llm_provider):
         dropped |= _REASONING_PARAMS
     return dropped
-
-
-def _known_without_reasoning(litellm: Any, model: str, provider: str) -> bool:
-    """True only when litellm's model map has the model and says it does not reason."""
-    try:
-        litellm.get_model_info(model=model, custom_llm_provider=provider)
-        return not litellm.supports_reasoning(model=model, custom_llm_provider=provider)
-    except Exception:  # not in the model map: unknown, so keep what the user asked for
-        return False
 
 
 _logged: set[tuple[str, str]] = set()

@@ -5,11 +5,12 @@ for a batch job the useful answer is usually the one to the latest question with
 the conversation as fits. ``fit_to_context``:
 
 1. looks up the window: ``MAX_INPUT_TOKENS_OVERRIDE`` (environment) forces the input window;
-   else litellm's ``max_input_tokens`` for the model; else ``MAX_CONTEXT_TOKENS_FALLBACK``
-   (environment, default 100,000). Where input and output share the window (OpenAI, Anthropic,
-   Mistral, ...: litellm's ``max_input_tokens`` is the whole context there), room is reserved
-   for the request's maximum output (``max_completion_tokens``/``max_tokens``, else
-   ``DEFAULT_MAX_OUTPUT_TOKENS``, capped at the model's ``max_output_tokens``);
+   else litellm's ``max_input_tokens`` for the model (``providers.models.context_limits``);
+   else ``MAX_CONTEXT_TOKENS_FALLBACK`` (environment, default 100,000). Where input and output
+   share the window (OpenAI, Anthropic, Mistral, ...: litellm's ``max_input_tokens`` is the
+   whole context there), room is reserved for one choice's maximum output
+   (``providers.models.output_tokens_per_choice``), capped at the model's
+   ``max_output_tokens``;
 2. returns the request unchanged (the same object) when it already fits;
 3. keeps system (and developer) messages and the latest user message, and drops the oldest
    other turns first; an assistant message with tool calls goes together with its tool
@@ -35,10 +36,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llm_api_client import _offline
 from llm_api_client._constants import (
     DEFAULT_MAX_CONTEXT_TOKENS_FALLBACK,
-    DEFAULT_MAX_OUTPUT_TOKENS,
     MAX_CONTEXT_TOKENS_FALLBACK_ENV,
     MAX_INPUT_TOKENS_OVERRIDE_ENV,
     TIKTOKEN_CHUNK_CHARS,
@@ -47,6 +46,7 @@ from llm_api_client._constants import (
 from llm_api_client._redact import redact_text
 from llm_api_client.errors import ContextWindowExceededError
 from llm_api_client.prepare.chat_tokens import count_request_tokens, encoding_for_model
+from llm_api_client.providers import models
 
 __all__ = ["ContextWindow", "context_window", "fit_and_count", "fit_to_context"]
 
@@ -55,9 +55,6 @@ logger = logging.getLogger("llm_api_client")
 Request = Mapping[str, Any]
 Count = Callable[[Request], int]
 
-# Providers whose input and output limits are independent (Gemini documents inputTokenLimit and
-# outputTokenLimit separately). Everywhere else the prompt and the answer share one window.
-_SEPARATE_OUTPUT_PROVIDERS = frozenset({"gemini", "vertex_ai", "vertex_ai_beta"})
 _KEPT_ROLES = frozenset({"system", "developer"})
 _TOOL_RESULT_ROLES = frozenset({"tool", "function"})
 # Shortening rounds before giving up; each round removes at least the remaining excess.
@@ -77,8 +74,7 @@ class ContextWindow:
         """Output tokens kept free in a shared window (0 when the limits are separate)."""
         if not self.shared:
             return 0
-        wanted = request.get("max_completion_tokens") or request.get("max_tokens")
-        wanted = int(wanted) if wanted else DEFAULT_MAX_OUTPUT_TOKENS
+        wanted = models.output_tokens_per_choice(request)  # each of n choices has its own window
         return min(wanted, self.max_output_tokens) if self.max_output_tokens else wanted
 
     def input_budget(self, request: Request) -> int:
@@ -103,13 +99,11 @@ def _context_window(
     forced = _positive_int(MAX_INPUT_TOKENS_OVERRIDE_ENV, override)
     if forced is not None:
         return ContextWindow(forced, None, shared=False, source="override")
-    info = _model_info(model, provider)
-    max_input = info.get("max_input_tokens") or info.get("max_tokens")
-    if isinstance(max_input, int) and max_input > 0:
-        max_output = info.get("max_output_tokens")
-        shared = info.get("litellm_provider") not in _SEPARATE_OUTPUT_PROVIDERS
-        output = max_output if isinstance(max_output, int) and max_output > 0 else None
-        return ContextWindow(max_input, output, shared=shared, source="litellm")
+    known = models.context_limits(model, provider)
+    if known is not None:
+        return ContextWindow(
+            known.max_input_tokens, known.max_output_tokens, shared=known.shared, source="litellm"
+        )
     limit = _positive_int(MAX_CONTEXT_TOKENS_FALLBACK_ENV, fallback)
     limit = limit or DEFAULT_MAX_CONTEXT_TOKENS_FALLBACK
     logger.warning(
@@ -120,15 +114,6 @@ def _context_window(
         MAX_CONTEXT_TOKENS_FALLBACK_ENV,
     )
     return ContextWindow(limit, None, shared=True, source="fallback")
-
-
-def _model_info(model: str, provider: str | None) -> Mapping[str, Any]:
-    litellm = _offline.litellm()
-    try:
-        info = litellm.get_model_info(model=model, custom_llm_provider=provider)
-    except Exception:  # litellm raises a bare Exception (ModelNotMappedError) when unknown
-        return {}
-    return info if isinstance(info, Mapping) else {}
 
 
 def _positive_int(name: str, value: str | None) -> int | None:

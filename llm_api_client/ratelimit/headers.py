@@ -13,7 +13,8 @@ Anthropic (reset is an RFC 3339 time; also ``-input-tokens-`` and ``-output-toke
     anthropic-ratelimit-requests-reset: 2024-01-01T00:00:01Z
 
 and ``retry-after-ms`` / ``retry-after`` (seconds or an HTTP date). Names are case-insensitive
-and may carry litellm's ``llm_provider-`` prefix. Values that make no sense (negative, nan,
+and may carry litellm's ``llm_provider-`` prefix (read by the one header normaliser,
+``providers.answers.normalize_headers``). Values that make no sense (negative, nan,
 infinite, absurdly large) are ignored rather than trusted.
 
 Example::
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from llm_api_client._constants import MAX_PLAUSIBLE_RETRY_AFTER_SECONDS
+from llm_api_client.providers.answers import normalize_headers
 
 __all__ = [
     "RateLimitInfo",
@@ -42,7 +44,6 @@ __all__ = [
     "retry_after_seconds",
 ]
 
-_LITELLM_PREFIX = "llm_provider-"
 _OPENAI = re.compile(
     r"x-ratelimit-(limit|remaining|reset)-(requests|tokens|input-tokens|output-tokens)"
 )
@@ -73,7 +74,7 @@ def parse_rate_limit_headers(
 ) -> RateLimitInfo:
     """Parse OpenAI- and Anthropic-style rate-limit headers; ``now`` is wall-clock time."""
     fields: dict[str, dict[str, float]] = {"limit": {}, "remaining": {}, "reset": {}}
-    for raw_name, raw_value in _normalized(headers).items():
+    for raw_name, raw_value in normalize_headers(headers).items():
         match = _OPENAI.fullmatch(raw_name)
         if match:
             kind, unit = match.groups()
@@ -100,7 +101,7 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None)
     ``retry-after`` may be seconds or an HTTP date (compared with ``now``, wall-clock time).
     Returns None when absent or unusable (negative, nan, infinite, more than a day).
     """
-    normalized = _normalized(headers)
+    normalized = normalize_headers(headers)
     millis = _number(normalized.get("retry-after-ms"))
     if millis is not None and _plausible(millis / 1000.0):
         return millis / 1000.0
@@ -134,19 +135,6 @@ def parse_duration(text: str) -> float | None:
         total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
         position = match.end()
     return total if position == len(text) and position > 0 else None
-
-
-def _normalized(headers: Mapping[str, str]) -> dict[str, str]:
-    """Lower-case names; a prefixed copy fills in only what the plain name did not give."""
-    plain: dict[str, str] = {}
-    prefixed: dict[str, str] = {}
-    for name, value in headers.items():
-        lowered = name.lower()
-        if lowered.startswith(_LITELLM_PREFIX):
-            prefixed[lowered[len(_LITELLM_PREFIX) :]] = value
-        else:
-            plain[lowered] = value
-    return prefixed | plain
 
 
 def _number(raw: str | None) -> float | None:

@@ -7,8 +7,9 @@ httpx's ``HTTPStatusError``, ...) it goes by the HTTP status the provider answer
 unknown becomes an ``APIError`` carrying the original type's name, never swallowed.
 
 Every translated error keeps ``status_code``, ``provider``, ``model``, ``request_id``,
-``headers`` (redacted), ``body`` and ``retry_after`` (seconds, from ``retry-after-ms`` or
-``retry-after``), and its message is redacted.
+``headers`` (normalized by ``answers.normalize_headers``, as a success's are, then redacted),
+``body`` and ``retry_after`` (seconds, from ``retry-after-ms`` or ``retry-after``), and its
+message is redacted.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, Final
 
 from llm_api_client import _offline, errors
 from llm_api_client._redact import redact_text
+from llm_api_client.providers.answers import normalize_headers, request_id
 from llm_api_client.ratelimit.headers import retry_after_seconds
 
 litellm = _offline.litellm()
@@ -187,7 +189,7 @@ def translate_exception(
         status_code=status if issubclass(cls, errors.APIStatusError) else None,
         provider=getattr(exc, "llm_provider", None) or None,
         model=model or _str_or_none(getattr(exc, "model", None)),
-        request_id=headers.get("x-request-id") or _str_or_none(getattr(exc, "request_id", None)),
+        request_id=request_id(headers) or _str_or_none(getattr(exc, "request_id", None)),
         headers=headers,
         body=_body_of(exc),
         retry_after=parse_retry_after(headers),
@@ -263,12 +265,7 @@ def _headers_of(exc: BaseException) -> dict[str, str]:
     headers = getattr(_response_of(exc), "headers", None)
     if not headers:
         headers = getattr(exc, "headers", None)
-    if not headers:
-        return {}
-    try:
-        return {str(k).lower(): str(v) for k, v in headers.items()}
-    except (AttributeError, TypeError):
-        return {}
+    return normalize_headers(headers)
 
 
 def _body_of(exc: BaseException) -> Any:

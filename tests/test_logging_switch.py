@@ -9,17 +9,17 @@ from types import SimpleNamespace
 import pytest
 
 from llm_api_client import APIClient, _offline
-from llm_api_client.pipeline import litellm_logging
-from llm_api_client.pipeline.litellm_logging import nobody_listens, unheard_logging_skipped
+from llm_api_client.providers import logging_switch
+from llm_api_client.providers.logging_switch import nobody_listens, unheard_logging_skipped
 from llm_api_client.simulator import Simulator
 
 litellm = _offline.litellm()
-FLAG = litellm_logging._FLAG
+FLAG = logging_switch._FLAG
 
 
 def quiet_litellm(**overrides: object) -> SimpleNamespace:
     """A stand-in for the litellm module with nothing registered, then ``overrides``."""
-    attributes: dict[str, object] = {name: [] for name in litellm_logging._LISTENERS}
+    attributes: dict[str, object] = {name: [] for name in logging_switch._LISTENERS}
     return SimpleNamespace(**{**attributes, "cache": None, **overrides})
 
 

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import os
+import sys
 from types import SimpleNamespace
 
 import httpx
 import pytest
 
 from llm_api_client._constants import MAX_CONNECTIONS_PER_PROCESS
-from llm_api_client.pipeline import litellm_http
-from llm_api_client.pipeline.litellm_http import install_http_client, keep_alive_client
+from llm_api_client.providers import http_pool
+from llm_api_client.providers.http_pool import (
+    drop_inherited_clients,
+    install_http_client,
+    keep_alive_client,
+)
 
 
 @pytest.fixture(autouse=True)
 def forget_installed(monkeypatch):
-    monkeypatch.setattr(litellm_http, "_installed", None)
-    monkeypatch.setattr(litellm_http, "_installed_in", None)
+    monkeypatch.setattr(http_pool, "_installed", None)
+    monkeypatch.setattr(http_pool, "_installed_in", None)
 
 
 def pool_limits(client: httpx.Client) -> tuple[object, object]:
@@ -71,3 +76,16 @@ def test_sdk_clients_cached_on_litellms_own_pools_are_dropped():
 
     assert flushed == [True]
     litellm.client_session.close()
+
+
+def test_clients_inherited_from_a_parent_are_dropped_once_per_process(monkeypatch):
+    flushed = []
+    cache = SimpleNamespace(flush_cache=lambda: flushed.append(os.getpid()))
+    monkeypatch.setitem(sys.modules, "litellm", SimpleNamespace(in_memory_llm_clients_cache=cache))
+    monkeypatch.setattr(http_pool, "_forgotten_in", None)
+    drop_inherited_clients()
+    drop_inherited_clients()  # the same process: its clients are its own now
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # as if this were the child of a fork
+    drop_inherited_clients()
+
+    assert flushed == [flushed[0], -1]

@@ -23,6 +23,7 @@ pools) are dropped from its cache, so every later call uses the new pool.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import Any
 
@@ -33,6 +34,7 @@ from llm_api_client._constants import MAX_CONNECTIONS_PER_PROCESS
 _lock = threading.Lock()
 _installed: httpx.Client | None = None
 _installed_in: int | None = None  # the pid that made it
+_forgotten_in: int | None = None  # the pid whose inherited clients were dropped
 
 
 def install_http_client(litellm: Any) -> None:
@@ -48,6 +50,20 @@ def install_http_client(litellm: Any) -> None:
         _installed_in = os.getpid()
         litellm.client_session = _installed
         forget_cached_clients(litellm)
+
+
+def drop_inherited_clients() -> None:
+    """Once per process: forget the SDK clients litellm cached before (a parent's, after a fork).
+
+    Their sockets belong to the process that opened them. Does nothing until litellm is loaded.
+    """
+    global _forgotten_in
+    litellm = sys.modules.get("litellm")
+    with _lock:
+        if litellm is None or _forgotten_in == os.getpid():
+            return
+        _forgotten_in = os.getpid()
+    forget_cached_clients(litellm)
 
 
 def forget_cached_clients(litellm: Any) -> None:

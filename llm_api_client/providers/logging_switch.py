@@ -10,14 +10,18 @@ litellm skips it for the calls it marks as its own internal sub-calls, with a co
 We set that mark around our calls only while litellm has no callback and no cache configured,
 so a user's callbacks (Langfuse, a ``CustomLogger``, ...) and caching behave exactly as they
 would without us. Should a litellm release drop the variable, calls simply log as before.
+
+``add_success_callback`` registers a listener (the tracker's 0.1.8 ``track_cost_callback``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
+
+from llm_api_client import _offline
 
 # Everything litellm runs on a call's behalf: while any of these is set, nothing is skipped.
 _LISTENERS = (
@@ -62,3 +66,10 @@ def unheard_logging_skipped(litellm: Any) -> Iterator[None]:
 
 
 _FLAG = _internal_call_flag()
+
+
+def add_success_callback(callback: Callable[..., Any]) -> None:
+    """Append ``callback`` to ``litellm.success_callback``, unless it is there already."""
+    callbacks = _offline.litellm().success_callback
+    if callback not in callbacks:
+        callbacks.append(callback)

@@ -6,6 +6,10 @@ admission and the request leaving, so the requests admitted meanwhile leave toge
 the provider answers with 429s. Paid before forking workers, it is paid once for all of them.
 A response unpickled in a process that never built one cannot even ``model_dump()`` (litellm's
 lazily built serializer), which the warm-up also fixes in the coordinator.
+
+The warm-up calls the ``litellm.completion`` this module found at import (with ``APIClient``),
+not the one litellm holds at call time: code that patches ``litellm.completion`` after
+importing ``APIClient`` sees only the calls of its batches, never the warm-up's.
 """
 
 from __future__ import annotations
@@ -13,7 +17,13 @@ from __future__ import annotations
 import contextlib
 import threading
 
-_done = False
+from llm_api_client import _offline
+
+litellm = _offline.litellm()
+_completion = litellm.completion
+
+_warmed = False
+_types_built = False
 _lock = threading.Lock()
 
 # The discard port on loopback: the connection is refused at once, and by then litellm has
@@ -23,27 +33,26 @@ _MESSAGES = [{"role": "user", "content": "warm-up"}]
 
 
 def build_response_types() -> None:
-    """Let responses unpickled in this process be dumped: build litellm's serializers."""
-    from llm_api_client import _offline
-
-    litellm = _offline.litellm()
-    response = litellm.completion(model="gpt-4o-mini", messages=_MESSAGES, mock_response="ok")
-    response.model_dump()
+    """Let responses unpickled in this process be dumped: build litellm's serializers, once."""
+    global _types_built
+    with _lock:
+        if _types_built:
+            return
+        _types_built = True
+        response = _completion(model="gpt-4o-mini", messages=_MESSAGES, mock_response="ok")
+        response.model_dump()
 
 
 def warm_litellm() -> None:
     """Make litellm's first real call cheap in this process and the processes it forks."""
-    global _done
+    global _warmed
+    build_response_types()
     with _lock:
-        if _done:
+        if _warmed:
             return
-        _done = True
-        build_response_types()
-        from llm_api_client import _offline
-
-        litellm = _offline.litellm()
+        _warmed = True
         with contextlib.suppress(Exception):
-            litellm.completion(
+            _completion(
                 model="openai/gpt-4o-mini",
                 messages=_MESSAGES,
                 api_base=_REFUSING_API_BASE,
