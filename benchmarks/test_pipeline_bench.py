@@ -23,15 +23,15 @@ from typing import Any
 
 import pytest
 
-from llm_api_client.pipeline import tokens as tokens_module
-from llm_api_client.pipeline.prepare import prepare_request
-from llm_api_client.pipeline.sanitize import sanitize_request
-from llm_api_client.pipeline.tokens import (
+from llm_api_client.prepare import chat_tokens as tokens_module
+from llm_api_client.prepare.chat_tokens import (
     count_batch,
     count_message_tokens,
     count_request_tokens,
     encoding_for_model,
 )
+from llm_api_client.prepare.request import prepare_request
+from llm_api_client.prepare.sanitize import sanitize_request
 
 RNG = random.Random(20241125)
 VOCABULARY = [

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from llm_api_client import _offline
-from llm_api_client.pipeline.call import execute
-from llm_api_client.pipeline.retry import RetryPolicy
+from llm_api_client.call.execute import execute
+from llm_api_client.call.retry import RetryPolicy
 from llm_api_client.providers.litellm_transport import FunctionTransport, LiteLLMTransport
 from llm_api_client.providers.logging_switch import unheard_logging_skipped
 from llm_api_client.providers.pricing import cost_of

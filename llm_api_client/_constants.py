@@ -66,7 +66,7 @@ MIN_REQUEST_BUCKET_CAPACITY = 1.0
 # ignores values it cannot use the same way); the retry policy caps what it honours separately.
 MAX_PLAUSIBLE_RETRY_AFTER_SECONDS = 24 * 3600.0
 
-# --- Request preparation (pipeline/tokens.py, truncate.py) ---
+# --- Request preparation (prepare/chat_tokens.py, truncate.py) ---
 
 # tiktoken encodes texts longer than this in chunks of this many characters. litellm's
 # token_counter does the same (TIKTOKEN_ENCODE_CHUNK_SIZE_CHARS, default 1024), so counts agree;

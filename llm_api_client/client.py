@@ -26,6 +26,7 @@ from llm_api_client._constants import (
     MAX_THREADS_PER_PROCESS,
 )
 from llm_api_client._redact import redact_request
+from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.backend import Backend
 from llm_api_client.engine.coordinator import BatchOptions, BatchStream, Budget
 from llm_api_client.engine.execution import ExecutionConfig
@@ -37,10 +38,9 @@ from llm_api_client.engine.sizing import (
     split_threads,
 )
 from llm_api_client.errors import ConfigurationError, LLMAPIClientError
-from llm_api_client.pipeline.call import Outcome
-from llm_api_client.pipeline.sanitize import sanitize_request
-from llm_api_client.pipeline.tokens import count_message_tokens
-from llm_api_client.pipeline.truncate import context_window, fit_to_context
+from llm_api_client.prepare.chat_tokens import count_message_tokens
+from llm_api_client.prepare.sanitize import sanitize_request
+from llm_api_client.prepare.truncate import context_window, fit_to_context
 from llm_api_client.providers.litellm_transport import FunctionTransport, LiteLLMTransport
 from llm_api_client.ratelimit.base import Limits, RateLimiter
 from llm_api_client.records import Result

@@ -14,7 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_api_client.batchfile import (
+from llm_api_client.errors import (
+    APIConnectionError,
+    BudgetExceededError,
+    InternalServerError,
+    RateLimitError,
+)
+from llm_api_client.jobs.batchfile import (
     BatchRequest,
     DuplicateLine,
     InputReader,
@@ -28,12 +34,6 @@ from llm_api_client.batchfile import (
     parse_line,
     strip_credentials,
     success_row,
-)
-from llm_api_client.errors import (
-    APIConnectionError,
-    BudgetExceededError,
-    InternalServerError,
-    RateLimitError,
 )
 
 SENTINEL_KEY = "sk-sentinel-0123456789abcdef"
@@ -368,7 +368,7 @@ def test_success_row_from_a_response_unpickled_in_a_fresh_process(tmp_path: Path
         "import json, pickle, sys\n"
         "from llm_api_client import _offline\n"
         "_offline.litellm()\n"
-        "from llm_api_client.batchfile import success_row\n"
+        "from llm_api_client.jobs.batchfile import success_row\n"
         "response = pickle.loads(open(sys.argv[1], 'rb').read())\n"
         "print(json.dumps(success_row('a', response)))\n"
     )

@@ -14,8 +14,8 @@ from llm_api_client._constants import (
     DEFAULT_RATE_LIMIT_PAUSE_SECONDS,
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
 )
-from llm_api_client.pipeline.call import Outcome, execute, request_timeout
-from llm_api_client.pipeline.retry import RetryPolicy
+from llm_api_client.call.execute import Outcome, execute, request_timeout
+from llm_api_client.call.retry import RetryPolicy
 from llm_api_client.providers.litellm_transport import FunctionTransport, LiteLLMTransport
 from llm_api_client.providers.models import provider_of
 from llm_api_client.providers.pricing import cost_of

@@ -27,7 +27,7 @@ from llm_api_client.errors import (
     InvalidRequestError,
     LLMAPIClientError,
 )
-from llm_api_client.progress import Progress, RateWindow, format_duration
+from llm_api_client.jobs.progress import Progress, RateWindow, format_duration
 from llm_api_client.records import Result, UsageRecord
 
 SENTINEL_KEY = "sk-sentinel-key-0123456789"

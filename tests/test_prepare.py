@@ -16,13 +16,13 @@ import pytest
 from llm_api_client import APIClient, _offline
 from llm_api_client._constants import DEFAULT_MAX_OUTPUT_TOKENS
 from llm_api_client.errors import ContextWindowExceededError, InvalidRequestError
-from llm_api_client.pipeline.prepare import (
+from llm_api_client.prepare.chat_tokens import count_request_tokens
+from llm_api_client.prepare.request import (
     PreparedRequest,
     prepare_batch,
     prepare_request,
     validate_request,
 )
-from llm_api_client.pipeline.tokens import count_request_tokens
 from llm_api_client.ratelimit.base import Cost
 from llm_api_client.simulator.background import Simulator
 

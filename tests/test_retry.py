@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from llm_api_client import errors
 from llm_api_client._constants import MAX_RETRY_AFTER_SECONDS, MAX_RETRY_DELAY_SECONDS
-from llm_api_client.pipeline.retry import RetryPolicy, default_wait, is_retryable, wait_retry_after
+from llm_api_client.call.retry import RetryPolicy, default_wait, is_retryable, wait_retry_after
 from llm_api_client.providers.translate import class_for_status
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from llm_api_client import _offline
-from llm_api_client.pipeline import sanitize
-from llm_api_client.pipeline.sanitize import ROUTING_PARAMS, sanitize_request, unsupported_params
+from llm_api_client.prepare import sanitize
+from llm_api_client.prepare.sanitize import ROUTING_PARAMS, sanitize_request, unsupported_params
 
 litellm = _offline.litellm()
 

@@ -15,17 +15,16 @@ from hypothesis import strategies as st
 from tiktoken_ext import openai_public
 
 from llm_api_client import _offline
-from llm_api_client.pipeline import tokens
-from llm_api_client.pipeline.tokens import (
+from llm_api_client.prepare import chat_tokens
+from llm_api_client.prepare.chat_tokens import (
     count_batch,
     count_message_tokens,
     count_request_tokens,
     count_text,
     encoding_for_model,
     encoding_name_for_model,
-    image_tiles,
-    image_tokens,
 )
+from llm_api_client.prepare.image_sizes import image_tiles, image_tokens
 
 litellm = _offline.litellm()
 
@@ -324,9 +323,9 @@ def test_batch_equals_single_and_messages_add_up(conversations: list[list[dict[s
 
 
 def test_short_text_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tokens, "SMALL_TEXT_CACHE_ENTRIES", 4)
-    monkeypatch.setattr(tokens, "_short_counts", {})
+    monkeypatch.setattr(chat_tokens, "SMALL_TEXT_CACHE_ENTRIES", 4)
+    monkeypatch.setattr(chat_tokens, "_short_counts", {})
     encoding = encoding_for_model("gpt-4o")
     counts = [count_text(f"text number {i}", encoding) for i in range(10)]
-    assert len(tokens._short_counts) <= 4
+    assert len(chat_tokens._short_counts) <= 4
     assert counts == [len(encoding.encode_ordinary(f"text number {i}")) for i in range(10)]

@@ -16,8 +16,8 @@ from llm_api_client._constants import (
     TRUNCATION_MARKER,
 )
 from llm_api_client.errors import ContextWindowExceededError
-from llm_api_client.pipeline.tokens import count_request_tokens
-from llm_api_client.pipeline.truncate import (
+from llm_api_client.prepare.chat_tokens import count_request_tokens
+from llm_api_client.prepare.truncate import (
     ContextWindow,
     context_window,
     fit_and_count,

@@ -47,7 +47,7 @@ def demo_requests(count: int, api_base: str) -> Any:
 
 def run_demo(args: argparse.Namespace) -> int:
     from llm_api_client import APIClient
-    from llm_api_client.progress import Progress
+    from llm_api_client.jobs.progress import Progress
     from llm_api_client.simulator import Simulator
 
     with Simulator(rpm=args.rpm, tpm=args.tpm, latency_ms=args.latency_ms, process=True) as sim:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.backend import Backend
 from llm_api_client.engine.execution import failed_outcome
 from llm_api_client.engine.messages import CallItem
@@ -26,8 +27,7 @@ from llm_api_client.errors import (
     RequestError,
     WorkerCrashedError,
 )
-from llm_api_client.pipeline.call import Outcome
-from llm_api_client.pipeline.prepare import PreparedRequest, prepare_request
+from llm_api_client.prepare.request import PreparedRequest, prepare_request
 from llm_api_client.providers.models import provider_of
 from llm_api_client.providers.pricing import estimate_cost
 from llm_api_client.ratelimit.base import Cost

@@ -11,10 +11,10 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from llm_api_client.call.execute import Outcome, execute
+from llm_api_client.call.retry import RetryPolicy
 from llm_api_client.engine.messages import CallItem
 from llm_api_client.errors import LLMAPIClientError
-from llm_api_client.pipeline.call import Outcome, execute
-from llm_api_client.pipeline.retry import RetryPolicy
 from llm_api_client.providers.base import Transport
 from llm_api_client.providers.litellm_transport import LiteLLMTransport
 from llm_api_client.ratelimit.base import RateLimiter

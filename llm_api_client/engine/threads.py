@@ -12,9 +12,9 @@ import queue
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.execution import ExecutionConfig, run_item
 from llm_api_client.engine.messages import CallItem
-from llm_api_client.pipeline.call import Outcome
 from llm_api_client.ratelimit.base import RateLimiter
 
 

@@ -45,7 +45,7 @@ from llm_api_client._constants import (
 )
 from llm_api_client._redact import redact_text
 from llm_api_client.errors import ContextWindowExceededError
-from llm_api_client.pipeline.tokens import count_request_tokens, encoding_for_model
+from llm_api_client.prepare.chat_tokens import count_request_tokens, encoding_for_model
 from llm_api_client.providers import models
 
 __all__ = ["ContextWindow", "context_window", "fit_and_count", "fit_to_context"]

@@ -28,9 +28,9 @@ from typing import Any
 
 from llm_api_client._redact import redact_request
 from llm_api_client.errors import InvalidRequestError, RequestError
-from llm_api_client.pipeline.sanitize import sanitize_request
-from llm_api_client.pipeline.tokens import count_request_tokens
-from llm_api_client.pipeline.truncate import fit_and_count
+from llm_api_client.prepare.chat_tokens import count_request_tokens
+from llm_api_client.prepare.sanitize import sanitize_request
+from llm_api_client.prepare.truncate import fit_and_count
 from llm_api_client.providers.models import max_output_tokens
 from llm_api_client.ratelimit.base import Cost
 

@@ -7,7 +7,7 @@ backoff"::
     wait_retry_after(fallback=wait_random_exponential(multiplier=0.5, max=30))
 
 ``RetryPolicy`` combines them with a number of extra attempts and builds the ``Retrying`` loop
-that ``pipeline.call.execute`` runs one request in.
+that ``call.execute.execute`` runs one request in.
 """
 
 from __future__ import annotations

@@ -14,15 +14,13 @@ implements it in ``litellm/litellm_core_utils/token_counter.py``, so counts agre
 - the reply is primed with 3 tokens;
 - an assistant message's ``tool_calls`` / ``function_call`` count their ``arguments`` only;
 - tool (or legacy function) definitions are rendered in the TypeScript-like ``namespace
-  functions`` form OpenAI uses internally, plus 9 tokens, minus 4 when a system message exists;
-  a named ``tool_choice`` costs 7 plus its name, ``"none"`` costs 1;
+  functions`` form OpenAI uses internally (``tool_render``), plus 9 tokens, minus 4 when a
+  system message exists; a named ``tool_choice`` costs 7 plus its name, ``"none"`` costs 1;
 - texts longer than ``TIKTOKEN_CHUNK_CHARS`` are encoded in chunks, like litellm, which keeps the
   cost linear (tiktoken's merge loop is quadratic in one regex piece, and a multi-megabyte run of
   one character even overflows its stack);
 - images follow OpenAI's documented tile rule when their size is readable from an inline
-  ``data:`` URL (85 tokens, plus 170 per 512-px tile after fitting into 2048x2048 and scaling
-  the short side to 768); otherwise ``detail="low"`` costs 85 and anything else is estimated at
-  765, the cost of a 1024x1024 image (we never download an image to measure it).
+  ``data:`` URL, else an estimate (``image_sizes``).
 
 Encodings: o200k_base for gpt-4o, chatgpt-4o, gpt-4.1, gpt-4.5, the o-series and gpt-5+;
 cl100k_base for gpt-4, gpt-3.5 and the embedding models. Other providers' tokenizers
@@ -42,11 +40,8 @@ Example::
 
 from __future__ import annotations
 
-import base64
 import functools
-import math
 import re
-import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -56,14 +51,13 @@ import tiktoken
 # importing _offline anywhere before the first count keeps it offline; this import guarantees it.
 from llm_api_client import _offline  # noqa: F401
 from llm_api_client._constants import (
-    IMAGE_BASE_TOKENS,
-    IMAGE_TILE_TOKENS,
-    IMAGE_UNKNOWN_SIZE_TOKENS,
     SMALL_TEXT_CACHE_CHARS,
     SMALL_TEXT_CACHE_ENTRIES,
     TIKTOKEN_CHUNK_CHARS,
     UNKNOWN_PART_CHARS_PER_TOKEN,
 )
+from llm_api_client.prepare.image_sizes import image_tokens
+from llm_api_client.prepare.tool_render import format_function_definitions
 
 __all__ = [
     "count_batch",
@@ -313,150 +307,3 @@ def _encode_lengths(encoding: tiktoken.Encoding, texts: list[str]) -> list[int]:
     if sum(map(len, texts)) >= _BATCH_MIN_AVERAGE_CHARS * len(texts) and len(texts) > 1:
         return [len(tokens) for tokens in encoding.encode_ordinary_batch(texts)]
     return [count_text(text, encoding) for text in texts]
-
-
-# --------------------------------------------------------------------------------------------
-# Images: OpenAI's tile rule ("Calculating costs" in the vision guide).
-
-
-def image_tokens(image_url: Any) -> int:
-    """Tokens of one ``image_url`` part: tile rule when the size is readable, else an estimate."""
-    if isinstance(image_url, Mapping):
-        detail, url = image_url.get("detail") or "auto", image_url.get("url") or ""
-    else:
-        detail, url = "auto", str(image_url or "")
-    if detail == "low":
-        return IMAGE_BASE_TOKENS
-    size = _inline_image_size(url) if isinstance(url, str) else None
-    if size is None:
-        return IMAGE_UNKNOWN_SIZE_TOKENS
-    return IMAGE_BASE_TOKENS + IMAGE_TILE_TOKENS * image_tiles(*size)
-
-
-def image_tiles(width: int, height: int) -> int:
-    """512-px tiles of an image after OpenAI's high-detail resize (fit 2048, short side 768)."""
-    fit = min(1.0, 2048 / max(width, height))
-    shorten = min(1.0, 768 / (min(width, height) * fit))
-    scaled_w = max(1, math.floor(width * fit * shorten))
-    scaled_h = max(1, math.floor(height * fit * shorten))
-    return math.ceil(scaled_w / 512) * math.ceil(scaled_h / 512)
-
-
-# Enough base64 to reach a JPEG's frame header in ordinary files, yet cheap to decode.
-_IMAGE_HEADER_BASE64_CHARS = 65_536
-
-
-def _inline_image_size(url: str) -> tuple[int, int] | None:
-    """Width and height of a base64 ``data:`` image (PNG, GIF, JPEG), or None."""
-    comma = url.find(",", 0, 256)
-    if not url.startswith("data:image/") or comma < 0 or not url[:comma].endswith(";base64"):
-        return None
-    encoded = url[comma + 1 : comma + 1 + _IMAGE_HEADER_BASE64_CHARS]
-    encoded = encoded[: len(encoded) - len(encoded) % 4]
-    try:
-        return _image_size(base64.b64decode(encoded))
-    except (ValueError, struct.error, IndexError):
-        return None
-
-
-def _image_size(data: bytes) -> tuple[int, int] | None:
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        width, height = struct.unpack(">II", data[16:24])
-    elif data[:4] == b"GIF8":
-        width, height = struct.unpack("<HH", data[6:10])
-    elif data[:3] == b"\xff\xd8\xff":
-        return _jpeg_size(data)
-    else:
-        return None
-    return (width, height) if width > 0 and height > 0 else None
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    position = 2
-    while position + 9 < len(data):
-        if data[position] != 0xFF:
-            return None
-        marker = data[position + 1]
-        length = struct.unpack(">H", data[position + 2 : position + 4])[0]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[position + 5 : position + 9])
-            return (width, height) if width > 0 and height > 0 else None
-        position += 2 + length
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# Tool definitions, rendered as OpenAI renders them for the model (litellm's rendering).
-
-
-def format_function_definitions(tools: Sequence[Any]) -> str:
-    """The ``namespace functions { ... }`` text OpenAI prepends for tool definitions."""
-    lines = ["namespace functions {", ""]
-    for function in _function_definitions(tools):
-        lines.extend(_format_function(function))
-    lines.append("} // namespace functions")
-    return "\n".join(lines)
-
-
-def _function_definitions(tools: Sequence[Any]) -> Iterable[Mapping[str, Any]]:
-    for tool in tools:
-        if not isinstance(tool, Mapping):
-            continue
-        function = tool.get("function")
-        if isinstance(function, Mapping):
-            yield function
-        else:  # a bare function definition (Anthropic-style or legacy)
-            parameters = tool.get("input_schema") or tool.get("parameters") or {}
-            yield {"name": tool.get("name"), "description": tool.get("description"),
-                   "parameters": parameters}  # fmt: skip
-
-
-def _format_function(function: Mapping[str, Any]) -> list[str]:
-    name = function.get("name")
-    if not name:
-        return []
-    description = function.get("description")
-    lines = [f"// {description}"] if description else []
-    parameters = function.get("parameters") or {}
-    properties = parameters.get("properties") if isinstance(parameters, Mapping) else None
-    if isinstance(properties, Mapping) and properties:
-        lines += [f"type {name} = (_: {{", _format_object(parameters, 0), "}) => any;", ""]
-    else:
-        lines += [f"type {name} = () => any;", ""]
-    return lines
-
-
-def _format_object(parameters: Mapping[str, Any], indent: int) -> str:
-    properties = parameters.get("properties")
-    if not isinstance(properties, Mapping) or not properties:
-        return ""
-    required = parameters.get("required")
-    required_names = tuple(required) if isinstance(required, list) else ()
-    lines = []
-    for key, props in properties.items():
-        description = props.get("description") if isinstance(props, Mapping) else None
-        if description:
-            lines.append(f"// {description}")
-        optional = "" if key in required_names else "?"
-        lines.append(f"{key}{optional}: {_format_type(props, indent)},")
-    return "\n".join(" " * max(0, indent) + line for line in lines)
-
-
-_SCALAR_TYPES: dict[Any, str] = {"boolean": "boolean", "null": "null"}
-
-
-def _format_type(props: Any, indent: int) -> str:
-    if not isinstance(props, Mapping):
-        return "any"
-    kind, enum = props.get("type"), props.get("enum")
-    if kind in ("string", "integer", "number") and isinstance(enum, list):
-        return " | ".join(f'"{item}"' for item in enum)
-    if kind == "string":
-        return "string"
-    if kind in ("integer", "number"):
-        return "number"
-    if kind == "array":
-        return f"{_format_type(props.get('items'), indent)}[]"
-    if kind == "object":
-        return f"{{\n{_format_object(props, indent + 2)}\n}}"
-    return _SCALAR_TYPES.get(kind, "any")

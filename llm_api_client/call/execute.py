@@ -26,7 +26,7 @@ from llm_api_client._constants import (
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
     MAX_RETRY_AFTER_SECONDS,
 )
-from llm_api_client.pipeline.retry import RetryPolicy
+from llm_api_client.call.retry import RetryPolicy
 from llm_api_client.providers.answers import Usage, response_headers
 from llm_api_client.providers.base import Transport
 from llm_api_client.providers.pricing import cost_of
