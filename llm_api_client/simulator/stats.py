@@ -1,17 +1,34 @@
 """What a provider would have seen: counts the simulator serves at ``GET /stats``.
 
 Every counter restarts on ``POST /reset`` except ``in_flight``, which counts requests still being
-handled (resetting it would make it negative when they finish).
+handled (resetting it would make it negative when they finish). The totals cover every endpoint;
+``endpoints`` splits them (``chat``, ``chat_stream``, ``embeddings``), so a test can compare a
+client's usage per kind of call.
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from typing import Any
 
 # Admissions are also counted over a sliding window of this length, to report the densest second
 # wherever it falls, not only within whole seconds since the start.
 SLIDING_WINDOW_SECONDS = 1.0
+
+# Endpoints as /stats names them; a streamed chat completion counts apart from a plain one.
+CHAT = "chat"
+CHAT_STREAM = "chat_stream"
+EMBEDDINGS = "embeddings"
+ENDPOINT_COUNTS = (
+    "received",
+    "admitted",
+    "answered",
+    "rejected_429",
+    "errors",
+    "tokens_charged",
+    "prompt_tokens",
+    "completion_tokens",
+)
 
 
 class Stats:
@@ -37,10 +54,15 @@ class Stats:
         self.max_admissions_per_second = 0
         self._recent: deque[float] = deque()
         self.received_by_key: Counter[str] = Counter()
+        self.endpoints: defaultdict[str, Counter[str]] = defaultdict(Counter)
 
-    def on_received(self, key: str) -> None:
+    def _count(self, endpoint: str, **amounts: int) -> None:
+        self.endpoints[endpoint].update(amounts)
+
+    def on_received(self, key: str, endpoint: str) -> None:
         self.received += 1
         self.received_by_key[key] += 1
+        self._count(endpoint, received=1)
 
     def enter(self) -> None:
         self.in_flight += 1
@@ -50,9 +72,10 @@ class Stats:
     def leave(self) -> None:
         self.in_flight -= 1
 
-    def on_admitted(self, now: float, tokens: int) -> None:
+    def on_admitted(self, now: float, tokens: int, endpoint: str) -> None:
         self.admitted += 1
         self.tokens_charged += tokens
+        self._count(endpoint, admitted=1, tokens_charged=tokens)
         self._count_in_second(now)
         self._count_in_sliding_window(now)
 
@@ -72,17 +95,25 @@ class Stats:
         if len(recent) > self.max_admissions_per_second:
             self.max_admissions_per_second = len(recent)
 
-    def on_rate_limited(self, limit: str) -> None:
+    def on_rate_limited(self, limit: str, endpoint: str) -> None:
         self.rejected_429 += 1
         self.rejected_by_limit[limit] += 1
+        self._count(endpoint, rejected_429=1)
 
-    def on_error(self, kind: str) -> None:
+    def on_error(self, kind: str, endpoint: str) -> None:
         self.errors[kind] += 1
+        self._count(endpoint, errors=1)
 
-    def on_answered(self, prompt_tokens: int, completion_tokens: int) -> None:
+    def on_answered(self, prompt_tokens: int, completion_tokens: int, endpoint: str) -> None:
         self.answered += 1
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
+        self._count(
+            endpoint,
+            answered=1,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+        )
 
     def snapshot(self, now: float) -> dict[str, Any]:
         return {
@@ -101,6 +132,10 @@ class Stats:
             "admissions_per_second": list(self.admissions_per_second),
             "max_admissions_per_second": self.max_admissions_per_second,
             "received_by_key": dict(self.received_by_key),
+            "endpoints": {
+                name: {key: counts[key] for key in ENDPOINT_COUNTS}
+                for name, counts in self.endpoints.items()
+            },
         }
 
     def __repr__(self) -> str:
