@@ -230,12 +230,13 @@ class SimulatorServer:
                 if data:
                     await response.write(data)
             await response.write_eof()
-        except ConnectionResetError:  # the client left mid-stream
+        except (ConnectionError, asyncio.CancelledError) as exc:
+            # The client left mid-stream: aiohttp cancels the handler, or, when a write comes
+            # first, the write finds the connection closed (re-raising that would only log it).
             self.stats.on_error("stream_aborted", call.endpoint)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             return response
-        except asyncio.CancelledError:  # the same, noticed by aiohttp first
-            self.stats.on_error("stream_aborted", call.endpoint)
-            raise
         self.stats.on_answered(answer.prompt_tokens, answer.completion_tokens, call.endpoint)
         return response
 
