@@ -8,7 +8,8 @@ client's usage per kind of call.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict, deque
+from collections import Counter, deque
+from dataclasses import asdict, dataclass
 from typing import Any
 
 # Admissions are also counted over a sliding window of this length, to report the densest second
@@ -19,16 +20,20 @@ SLIDING_WINDOW_SECONDS = 1.0
 CHAT = "chat"
 CHAT_STREAM = "chat_stream"
 EMBEDDINGS = "embeddings"
-ENDPOINT_COUNTS = (
-    "received",
-    "admitted",
-    "answered",
-    "rejected_429",
-    "errors",
-    "tokens_charged",
-    "prompt_tokens",
-    "completion_tokens",
-)
+
+
+@dataclass(slots=True)
+class EndpointCounts:
+    """One endpoint's share of the totals (plain attributes: updated on every request)."""
+
+    received: int = 0
+    admitted: int = 0
+    answered: int = 0
+    rejected_429: int = 0
+    errors: int = 0
+    tokens_charged: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 class Stats:
@@ -54,15 +59,18 @@ class Stats:
         self.max_admissions_per_second = 0
         self._recent: deque[float] = deque()
         self.received_by_key: Counter[str] = Counter()
-        self.endpoints: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self.endpoints: dict[str, EndpointCounts] = {}
 
-    def _count(self, endpoint: str, **amounts: int) -> None:
-        self.endpoints[endpoint].update(amounts)
+    def _of(self, endpoint: str) -> EndpointCounts:
+        counts = self.endpoints.get(endpoint)
+        if counts is None:
+            counts = self.endpoints[endpoint] = EndpointCounts()
+        return counts
 
     def on_received(self, key: str, endpoint: str) -> None:
         self.received += 1
         self.received_by_key[key] += 1
-        self._count(endpoint, received=1)
+        self._of(endpoint).received += 1
 
     def enter(self) -> None:
         self.in_flight += 1
@@ -75,7 +83,9 @@ class Stats:
     def on_admitted(self, now: float, tokens: int, endpoint: str) -> None:
         self.admitted += 1
         self.tokens_charged += tokens
-        self._count(endpoint, admitted=1, tokens_charged=tokens)
+        counts = self._of(endpoint)
+        counts.admitted += 1
+        counts.tokens_charged += tokens
         self._count_in_second(now)
         self._count_in_sliding_window(now)
 
@@ -98,22 +108,20 @@ class Stats:
     def on_rate_limited(self, limit: str, endpoint: str) -> None:
         self.rejected_429 += 1
         self.rejected_by_limit[limit] += 1
-        self._count(endpoint, rejected_429=1)
+        self._of(endpoint).rejected_429 += 1
 
     def on_error(self, kind: str, endpoint: str) -> None:
         self.errors[kind] += 1
-        self._count(endpoint, errors=1)
+        self._of(endpoint).errors += 1
 
     def on_answered(self, prompt_tokens: int, completion_tokens: int, endpoint: str) -> None:
         self.answered += 1
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
-        self._count(
-            endpoint,
-            answered=1,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-        )
+        counts = self._of(endpoint)
+        counts.answered += 1
+        counts.prompt_tokens += prompt_tokens
+        counts.completion_tokens += completion_tokens
 
     def snapshot(self, now: float) -> dict[str, Any]:
         return {
@@ -132,10 +140,7 @@ class Stats:
             "admissions_per_second": list(self.admissions_per_second),
             "max_admissions_per_second": self.max_admissions_per_second,
             "received_by_key": dict(self.received_by_key),
-            "endpoints": {
-                name: {key: counts[key] for key in ENDPOINT_COUNTS}
-                for name, counts in self.endpoints.items()
-            },
+            "endpoints": {name: asdict(counts) for name, counts in self.endpoints.items()},
         }
 
     def __repr__(self) -> str:
