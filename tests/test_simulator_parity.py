@@ -200,11 +200,12 @@ def test_the_openai_client_sees_the_configured_first_token_and_token_delays() ->
         ]
     generation = (tokens - 1) * delay
     assert len(arrivals) == tokens
-    # The server cannot send earlier than its schedule; a loaded client can only receive later.
+    # The server cannot send earlier than its schedule, so these bounds are exact...
     assert arrivals[0] >= latency - 0.005
     assert arrivals[-1] >= latency + generation - 0.005
+    # ...while a loaded client only receives later: generous bounds above.
     assert arrivals[0] < latency + 3.0
-    assert 0.5 < (arrivals[-1] - arrivals[0]) / generation < 3.0
+    assert (arrivals[-1] - arrivals[0]) / generation < 3.0
 
 
 # ---- embeddings ----------------------------------------------------------------------------
