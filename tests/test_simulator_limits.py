@@ -216,6 +216,8 @@ def test_latency_jitters_within_bounds_and_never_below_zero() -> None:
         {"context_window": 0},
         {"completion_tokens": 0},
         {"port": 70000},
+        {"stream_token_delay_ms": -1},
+        {"embedding_dimensions": 0},
     ],
 )
 def test_impossible_settings_are_rejected(fields: dict[str, float]) -> None:
@@ -234,7 +236,24 @@ def test_impossible_settings_are_rejected(fields: dict[str, float]) -> None:
         ({"model": "m", "messages": [{"role": "user"}], "n": 0}, "n"),
         ({"model": "m", "messages": [{"role": "user"}], "max_tokens": -1}, "max_tokens"),
         ({"model": "m", "messages": [{"role": "user"}], "max_tokens": True}, "max_tokens"),
-        ({"model": "m", "messages": [{"role": "user"}], "stream": True}, "stream"),
+        ({"model": "m", "messages": [{"role": "user"}], "stream": "yes"}, "stream"),
+        (
+            {"model": "m", "messages": [{"role": "user"}], "stream_options": {}},
+            "stream_options",
+        ),
+        (
+            {"model": "m", "messages": [{"role": "user"}], "stream": True, "stream_options": 1},
+            "stream_options",
+        ),
+        (
+            {
+                "model": "m",
+                "messages": [{"role": "user"}],
+                "stream": True,
+                "stream_options": {"include_usage": "yes"},
+            },
+            "stream_options.include_usage",
+        ),
     ],
 )
 def test_malformed_requests_name_the_parameter(payload: object, param: str | None) -> None:
@@ -255,6 +274,26 @@ def test_a_request_is_keyed_by_user_else_by_its_last_user_text() -> None:
     chat = parse_chat({"model": "m", "messages": messages, "max_completion_tokens": 7})
     assert (chat.text, chat.key, chat.max_output, chat.n) == ("second", "second", 7, 1)
     assert parse_chat({"model": "m", "messages": messages, "user": "u-1"}).key == "u-1"
+
+
+@pytest.mark.parametrize(
+    ("fields", "stream", "include_usage"),
+    [
+        ({}, False, False),
+        ({"stream": False}, False, False),
+        ({"stream": None}, False, False),
+        ({"stream": True}, True, False),
+        ({"stream": True, "stream_options": None}, True, False),
+        ({"stream": True, "stream_options": {}}, True, False),
+        ({"stream": True, "stream_options": {"include_usage": False}}, True, False),
+        ({"stream": True, "stream_options": {"include_usage": True}}, True, True),
+    ],
+)
+def test_stream_and_include_usage_are_read(
+    fields: dict[str, object], stream: bool, include_usage: bool
+) -> None:
+    chat = parse_chat({"model": "m", "messages": [{"role": "user"}], **fields})
+    assert (chat.stream, chat.include_usage) == (stream, include_usage)
 
 
 @pytest.mark.parametrize(
@@ -283,7 +322,7 @@ def test_stats_count_admissions_per_second_and_in_the_densest_second() -> None:
     stats = Stats(clock())
     for t in (0.1, 0.2, 0.9, 1.05, 1.15, 3.0):
         clock.now = t
-        stats.on_admitted(t, 10)
+        stats.on_admitted(t, 10, "chat")
     snapshot = stats.snapshot(clock())
     assert snapshot["admissions_per_second"] == [3, 2, 0, 1]
     assert snapshot["max_admissions_per_second"] == 4  # 0.1 .. 1.05
@@ -293,7 +332,7 @@ def test_stats_count_admissions_per_second_and_in_the_densest_second() -> None:
 def test_a_reset_keeps_requests_in_flight() -> None:
     stats = Stats(0.0)
     stats.enter()
-    stats.on_received("k")
+    stats.on_received("k", "chat")
     stats.reset(5.0)
     assert (stats.in_flight, stats.peak_in_flight, stats.received) == (1, 1, 0)
     stats.leave()

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "simulate",
         help="run the OpenAI-compatible simulator (rate limits, faults, stats)",
-        description="Serve POST /v1/chat/completions, GET /v1/models, GET /stats, POST /reset.",
+        description="Serve POST /v1/chat/completions (plain and streamed), POST /v1/embeddings, "
+        "GET /v1/models, GET /stats, POST /reset.",
     )
     add = parser.add_argument
     non_negative, fraction = number(NON_NEGATIVE), number(FRACTION)
@@ -70,6 +71,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="answer length in tokens, at most max_tokens (default %(default)s)",
     )
     add("--seed", type=int, default=None, help="seed of the fault and jitter draws")
+    add(
+        "--stream-token-delay-ms",
+        type=float,
+        default=defaults.stream_token_delay_ms,
+        help="streamed answers: delay between two output tokens (default %(default)s)",
+    )
+    add(
+        "--embedding-dimensions",
+        type=int,
+        default=defaults.embedding_dimensions,
+        help="length of the vectors /v1/embeddings returns (default %(default)s)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -89,6 +102,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         context_window=args.context_window or None,
         completion_tokens=args.completion_tokens,
         seed=args.seed,
+        stream_token_delay_ms=args.stream_token_delay_ms,
+        embedding_dimensions=args.embedding_dimensions,
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from llm_api_client.errors import ConfigurationError
 from llm_api_client.simulator.config import SimulatorConfig
-from llm_api_client.simulator.server import Clock, SimulatorServer
+from llm_api_client.simulator.server import Clock, SimulatorServer, Sleep
 
 # Starting a process imports aiohttp and tiktoken and loads the encodings: about a second.
 START_TIMEOUT_SECONDS = 60.0
@@ -48,7 +48,9 @@ class Simulator:
             assert sim.stats()["admitted"] == 1
 
     ``process=True`` serves from a separate process (its own GIL). ``clock`` (thread mode only)
-    replaces ``time.monotonic`` for the rate limits and the stats, so tests can move time.
+    replaces ``time.monotonic`` for the rate limits and the stats, so tests can move time;
+    ``sleep`` (thread mode only, a coroutine function) replaces ``asyncio.sleep`` for the
+    latency and the token delays of streams, so tests can see every wait without waiting.
     """
 
     def __init__(
@@ -57,13 +59,17 @@ class Simulator:
         *,
         process: bool = False,
         clock: Clock | None = None,
+        sleep: Sleep | None = None,
         **fields: Any,
     ) -> None:
         self.config = replace(config or SimulatorConfig(), **fields)
-        if process and clock is not None:
-            raise ConfigurationError("simulator: a clock can only be injected in thread mode")
+        if process and (clock is not None or sleep is not None):
+            raise ConfigurationError(
+                "simulator: a clock or a sleep can only be injected in thread mode"
+            )
         self.process = process
         self._clock = clock
+        self._sleep = sleep
         self._backend: _Backend | None = None
         self.port: int | None = None
 
@@ -95,7 +101,9 @@ class Simulator:
         backend: _Backend = (
             _ProcessBackend(self.config)
             if self.process
-            else _ThreadBackend(self.config, self._clock or time.monotonic)
+            else _ThreadBackend(
+                self.config, self._clock or time.monotonic, self._sleep or asyncio.sleep
+            )
         )
         self.port = backend.start()
         self._backend = backend
@@ -149,8 +157,8 @@ class Simulator:
 class _ThreadBackend:
     """The server on its own event loop in a daemon thread of this process."""
 
-    def __init__(self, config: SimulatorConfig, clock: Clock) -> None:
-        self._server = SimulatorServer(config, clock)
+    def __init__(self, config: SimulatorConfig, clock: Clock, sleep: Sleep) -> None:
+        self._server = SimulatorServer(config, clock, sleep)
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

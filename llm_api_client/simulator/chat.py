@@ -29,6 +29,8 @@ class ChatRequest:
     text: str  # the last user message's text, echoed and searched for fault markers
     key: str  # whose request this is in /stats: the ``user`` field, else ``text``
     tools: Any
+    stream: bool = False
+    include_usage: bool = False  # stream_options.include_usage: usage in a last chunk
 
 
 def parse_chat(payload: Any) -> ChatRequest:
@@ -43,8 +45,7 @@ def parse_chat(payload: Any) -> ChatRequest:
         raise BadRequest("'messages' must be a non-empty array of messages.", "messages")
     if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
         raise BadRequest("Each message must be an object with a 'role'.", "messages")
-    if payload.get("stream"):
-        raise BadRequest("The simulator does not support streaming.", "stream")
+    stream, include_usage = _streaming(payload)
     text = _last_user_text(messages)
     user = payload.get("user")
     return ChatRequest(
@@ -55,7 +56,30 @@ def parse_chat(payload: Any) -> ChatRequest:
         text=text,
         key=user if isinstance(user, str) and user else text,
         tools=payload.get("tools"),
+        stream=stream,
+        include_usage=include_usage,
     )
+
+
+def _streaming(payload: Mapping[str, Any]) -> tuple[bool, bool]:
+    """``stream`` and ``stream_options.include_usage``, checked the way OpenAI checks them."""
+    stream = payload.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise BadRequest(f"stream must be a boolean, got {stream!r}.", "stream")
+    options = payload.get("stream_options")
+    if options is None:
+        return bool(stream), False
+    if not stream:
+        raise BadRequest(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            "stream_options",
+        )
+    if not isinstance(options, dict):
+        raise BadRequest("stream_options must be an object.", "stream_options")
+    include_usage = options.get("include_usage")
+    if include_usage is not None and not isinstance(include_usage, bool):
+        raise BadRequest("include_usage must be a boolean.", "stream_options.include_usage")
+    return True, bool(include_usage)
 
 
 def _last_user_text(messages: list[Mapping[str, Any]]) -> str:
@@ -68,7 +92,7 @@ def _last_user_text(messages: list[Mapping[str, Any]]) -> str:
 def _choices(n: Any) -> int:
     if n is None:
         return 1
-    if not _is_int(n) or not 1 <= n <= MAX_CHOICES:
+    if not is_int(n) or not 1 <= n <= MAX_CHOICES:
         raise BadRequest(f"n must be an integer in [1, {MAX_CHOICES}], got {n!r}.", "n")
     return int(n)
 
@@ -78,11 +102,11 @@ def _max_output(payload: Mapping[str, Any]) -> int | None:
         value = payload.get(param)
         if value is None:
             continue
-        if not _is_int(value) or value < 1:
+        if not is_int(value) or value < 1:
             raise BadRequest(f"{param} must be a positive integer, got {value!r}.", param)
         return int(value)
     return None
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)

@@ -13,6 +13,8 @@ from llm_api_client._constants import (
 from llm_api_client.errors import ConfigurationError
 
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-3.5-turbo")
+# text-embedding-3-small's (and ada-002's) vector length; ``dimensions`` may ask for fewer.
+DEFAULT_EMBEDDING_DIMENSIONS = 1536
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class SimulatorConfig:
     ``context_window``: prompt + max output beyond this draws 400 context_length_exceeded
     (None: no check). ``completion_tokens``: answer length when max_tokens allows it.
     ``default_max_output_tokens``: output tokens charged when a request sets no max_tokens.
+    ``stream_token_delay_ms``: in a streamed answer, the time between two output tokens (the
+    first comes after ``latency_ms``, the time to first token).
+    ``embedding_dimensions``: length of the vectors ``/v1/embeddings`` returns.
     """
 
     host: str = "127.0.0.1"
@@ -43,6 +48,8 @@ class SimulatorConfig:
     completion_tokens: int = SIMULATOR_COMPLETION_TOKENS
     default_max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
     seed: int | None = None
+    stream_token_delay_ms: float = 0.0
+    embedding_dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS
     models: tuple[str, ...] = DEFAULT_MODELS
 
     def __post_init__(self) -> None:
@@ -72,5 +79,10 @@ def _problems(config: SimulatorConfig) -> list[str]:
         ),
         (config.completion_tokens < 1, "completion_tokens must be at least 1"),
         (config.default_max_output_tokens < 1, "default_max_output_tokens must be at least 1"),
+        (
+            config.stream_token_delay_ms < 0,
+            f"stream_token_delay_ms must be >= 0, got {config.stream_token_delay_ms}",
+        ),
+        (config.embedding_dimensions < 1, "embedding_dimensions must be at least 1"),
     ]
     return [message for failed, message in checks if failed]

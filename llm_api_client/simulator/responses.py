@@ -1,10 +1,11 @@
-"""OpenAI's JSON shapes: chat completions, the model list, and error bodies with their headers."""
+"""OpenAI's JSON shapes: chat completions and chunks, embeddings, models, errors with headers."""
 
 from __future__ import annotations
 
 import json
 import math
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -14,7 +15,7 @@ from llm_api_client.simulator.limits import REQUESTS, Admission
 ECHO_PREFIX = "echo: "
 ECHO_CHARS = 200  # the answer quotes this much of the last user message
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 JSON = "application/json"
 
 # OpenAI's wording per status, for injected failures (types as the API reports them).
@@ -48,7 +49,7 @@ def ceil_milliseconds(seconds: float) -> int:
 
 def json_response(status: int, payload: Any, headers: dict[str, str]) -> web.Response:
     return web.Response(
-        status=status, body=_dumps(payload).encode(), headers=headers, content_type=JSON
+        status=status, body=dumps(payload).encode(), headers=headers, content_type=JSON
     )
 
 
@@ -94,6 +95,17 @@ def context_length_exceeded(
     return json_response(400, body, headers)
 
 
+def input_too_long(limit: int, tokens: int, headers: dict[str, str]) -> web.Response:
+    """An embeddings input over the model's length: OpenAI's 400 for it."""
+    message = (
+        f"This model's maximum context length is {limit} tokens, however you requested {tokens} "
+        f"tokens ({tokens} in your prompt; 0 for the completion). Please reduce your prompt; "
+        "or completion length."
+    )
+    body = error_body(message, "invalid_request_error", "input", "context_length_exceeded")
+    return json_response(400, body, headers)
+
+
 def rate_limited(
     verdict: Admission, model: str, per_minute: float, cost: int, headers: dict[str, str]
 ) -> web.Response:
@@ -123,45 +135,87 @@ def rate_limited(
     return json_response(429, body, headers)
 
 
-def chat_completion(
-    *,
-    completion_id: str,
-    model: str,
-    content: str,
-    n: int,
-    finish_reason: str,
-    prompt_tokens: int,
-    completion_tokens: int,
-) -> dict[str, Any]:
-    """A ``chat.completion`` object; ``completion_tokens`` counts all ``n`` choices."""
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a chat completion answers, streamed or not: ``n`` choices of the same content."""
+
+    completion_id: str
+    model: str
+    content: str
+    n: int
+    tokens: int  # output tokens per choice
+    finish_reason: str
+    prompt_tokens: int
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.n * self.tokens
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def chat_completion(answer: Answer) -> dict[str, Any]:
+    """A ``chat.completion`` object; its ``completion_tokens`` count all ``n`` choices."""
     message: dict[str, Any] = {
         "role": "assistant",
-        "content": content,
+        "content": answer.content,
         "refusal": None,
         "annotations": [],
     }
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
-    choices = [choice] if n == 1 else [{**choice, "index": i} for i in range(n)]
+    finish = answer.finish_reason
+    choices = [
+        {"index": i, "message": message, "logprobs": None, "finish_reason": finish}
+        for i in range(answer.n)
+    ]
     return {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
+        **_completion_header(answer, "chat.completion"),
         "choices": choices,
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-            "completion_tokens_details": {
-                "reasoning_tokens": 0,
-                "audio_tokens": 0,
-                "accepted_prediction_tokens": 0,
-                "rejected_prediction_tokens": 0,
-            },
-        },
+        "usage": usage(answer.prompt_tokens, answer.completion_tokens),
+    }
+
+
+def chat_chunk(answer: Answer, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """A ``chat.completion.chunk``: one event of a streamed answer (``extra``: its ``usage``)."""
+    return {**_completion_header(answer, "chat.completion.chunk"), "choices": choices, **extra}
+
+
+def chunk_choice(index: int, delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+
+def _completion_header(answer: Answer, kind: str) -> dict[str, Any]:
+    return {
+        "id": answer.completion_id,
+        "object": kind,
+        "created": answer.created,
+        "model": answer.model,
         "service_tier": "default",
         "system_fingerprint": "fp_simulator",
+    }
+
+
+def embedding_list(model: str, vectors: list[Any], prompt_tokens: int) -> dict[str, Any]:
+    """``/v1/embeddings``' answer; ``vectors`` are float lists or base64 strings."""
+    data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
     }
 
 
