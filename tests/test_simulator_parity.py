@@ -470,5 +470,7 @@ def test_the_simulate_command_takes_the_stream_and_embedding_settings(
     argv = ["simulate", "--stream-token-delay-ms", "12.5", "--embedding-dimensions", "256"]
     config = config_from_args(build_parser().parse_args(argv))
     assert (config.stream_token_delay_ms, config.embedding_dimensions) == (12.5, 256)
-    assert main(["simulate", "--port", "0", "--stream-token-delay-ms", "-1"]) == 2
-    assert "stream_token_delay_ms" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["simulate", "--port", "0", "--stream-token-delay-ms", "-1"])
+    assert exited.value.code == 2
+    assert "--stream-token-delay-ms" in capsys.readouterr().err

@@ -73,13 +73,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--seed", type=int, default=None, help="seed of the fault and jitter draws")
     add(
         "--stream-token-delay-ms",
-        type=float,
+        type=non_negative,
         default=defaults.stream_token_delay_ms,
         help="streamed answers: delay between two output tokens (default %(default)s)",
     )
     add(
         "--embedding-dimensions",
-        type=int,
+        type=number(COUNT),
         default=defaults.embedding_dimensions,
         help="length of the vectors /v1/embeddings returns (default %(default)s)",
     )
