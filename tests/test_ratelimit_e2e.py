@@ -12,6 +12,7 @@ import pytest
 
 from llm_api_client import APIClient
 from llm_api_client.simulator import Simulator
+from tests.test_reliability import sim_request
 
 pytestmark = pytest.mark.slow
 
@@ -20,22 +21,12 @@ CONFIGURED_RPM = 6_000
 REQUESTS = 6
 
 
-def request(sim: Simulator, i: int) -> dict[str, object]:
-    return {
-        "model": "openai/gpt-4o-mini",
-        "messages": [{"role": "user", "content": f"item {i}"}],
-        "api_base": sim.base_url,
-        "api_key": "sk-test-not-a-real-key",
-        "max_tokens": 8,
-    }
-
-
 @pytest.mark.parametrize("processes", [0, 2], ids=["threads", "processes"])
 def test_a_client_far_above_the_providers_limit_draws_almost_no_429(processes):
     with Simulator(rpm=PROVIDER_RPM) as sim:
         with APIClient(CONFIGURED_RPM, None, processes=processes) as client:
             responses = client.make_requests_with_retries(
-                [request(sim, i) for i in range(REQUESTS)]
+                [sim_request(sim, i, timeout=None) for i in range(REQUESTS)]
             )
         stats = sim.stats()
 
