@@ -210,14 +210,20 @@ def run_convergence(probe_seconds: float) -> dict[str, float]:
     return {"requests": len(statuses), "rejected_429": statuses.count(429), "learned": learned}
 
 
+# Without slow start all 60 requests pass ``acquire`` before the first answer arrives, so how
+# many the provider refuses depends only on how fast this machine sends them (11 to 44 seen on
+# two loaded cores): a figure to read, not a property to assert. With slow start the first
+# answer teaches the limit before anything else is sent. The client's own wiring of observe and
+# pause is checked end to end in tests/test_ratelimit_e2e.py.
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("probe", "most_429s"), [(0.0, 60), (-1.0, 3)], ids=["without_slow_start", "slow_start"]
+    ("probe", "most_429s"), [(0.0, None), (-1.0, 3)], ids=["without_slow_start", "slow_start"]
 )
 def test_converges_to_a_providers_much_lower_limit(
-    benchmark: Any, probe: float, most_429s: int
+    benchmark: Any, probe: float, most_429s: int | None
 ) -> None:
     figures = benchmark.pedantic(run_convergence, args=(probe,), rounds=1)
     benchmark.extra_info.update(figures)
     assert figures["learned"] == pytest.approx(600)
-    assert figures["rejected_429"] <= most_429s
+    if most_429s is not None:
+        assert figures["rejected_429"] <= most_429s

@@ -166,11 +166,21 @@ class APIClient:
 
     @property
     def details(self) -> dict[str, Any]:
-        """The client's limits and the tracker's ``details``, in one JSON-ready dict."""
+        """The client's limits and the tracker's ``details``, in one JSON-ready dict.
+
+        ``max_workers`` is an int, as in 0.1.8: the one given, else the most threads a batch of
+        this client may run (the per-process cap times the processes a large batch gets).
+        """
+        max_workers = self._max_workers
+        if max_workers is None:
+            processes = self.processes
+            if processes is None:
+                processes = default_processes(self.max_requests_per_minute, None)
+            max_workers = MAX_THREADS_PER_PROCESS * max(1, processes)
         return {
             "max_requests_per_minute": self.max_requests_per_minute,
             "max_tokens_per_minute": self.max_tokens_per_minute,
-            "max_workers": self._max_workers,
+            "max_workers": max_workers,
             **self._tracker.details,
         }
 

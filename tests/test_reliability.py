@@ -41,7 +41,9 @@ def sim_request(sim, i: int, **extra):
 @pytest.mark.slow
 def test_every_request_answered_despite_500s_drops_hangs_and_limits():
     faults = dict(fail_rate=0.05, drop_rate=0.03, hang_rate=0.01, seed=7)
-    with Simulator(rpm=30_000, tpm=3_000_000, **faults) as sim:
+    # 3,000 RPM enforced over 0.1-s windows (5 requests): tighter than the half second of
+    # burst the client allows itself at the limit it learns, so the limit binds and 429s happen.
+    with Simulator(rpm=3_000, window_seconds=0.1, **faults) as sim:
         with APIClient(30_000, 3_000_000, processes=2, max_workers=32) as client:
             requests = [sim_request(sim, i) for i in range(300)]
             responses = client.make_requests_with_retries(requests, max_retries=8)
@@ -50,6 +52,12 @@ def test_every_request_answered_despite_500s_drops_hangs_and_limits():
     for i, response in enumerate(responses):
         assert response is not None, client.last_errors.get(i)
         assert response.choices[0].message.content.startswith(f"echo: item {i}")
+    errors = stats["errors"]
+    assert set(errors) == {"http_500", "drop", "hang"}, errors
+    assert min(errors.values()) >= 1 and stats["rejected_429"] >= 1, stats
+    assert stats["admitted"] == 300 + sum(errors.values())  # each fault was retried until answered
+    assert client.tracker.total_attempts == stats["received"]
+    assert client.tracker.num_rate_limited == stats["rejected_429"]
     assert client.tracker.num_api_calls == 300
     assert client.tracker.total_prompt_tokens == stats["prompt_tokens"]
     assert client.tracker.total_completion_tokens == stats["completion_tokens"]
