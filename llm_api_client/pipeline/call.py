@@ -29,9 +29,9 @@ from llm_api_client._constants import (
 from llm_api_client._redact import SECRET_KEYS
 from llm_api_client.pipeline.litellm_logging import unheard_logging_skipped
 from llm_api_client.pipeline.retry import RetryPolicy
+from llm_api_client.pipeline.settlement import refund_for, settles_on_actual_usage
 from llm_api_client.pipeline.translate import translate_exception
 from llm_api_client.pricing import cost_of
-from llm_api_client.ratelimit import accounting
 from llm_api_client.ratelimit.base import Cost, RateLimiter
 from llm_api_client.records import UsageRecord
 
@@ -76,7 +76,7 @@ def execute(
 
     ``cost`` is what one attempt takes from the limiter (every retry takes it again).
     ``settlement`` overrides whether the provider settles on actual usage (see
-    ``ratelimit.accounting``). The caller's dict is not modified.
+    ``pipeline.settlement``). The caller's dict is not modified.
     """
     attempts = _Attempts(request, index, cost, limiter, completion, clock, max_delay)
     response: Any = None
@@ -260,9 +260,9 @@ def _settle(
     settlement: str | None,
 ) -> None:
     """Give back the part of the admission cost a usage-settling provider did not charge."""
-    if not accounting.settles_on_actual_usage(model, provider, settlement):
+    if not settles_on_actual_usage(model, provider, settlement):
         return
     prompt, completion, _, _ = _usage_numbers(response)
-    refund = accounting.refund_for(cost, prompt, completion)
+    refund = refund_for(cost, prompt, completion)
     if refund.tokens > 0:
         limiter.refund(refund)

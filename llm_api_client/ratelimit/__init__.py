@@ -2,12 +2,12 @@
 
 ``Limits`` and ``Cost`` describe the quota and a request; ``InProcessRateLimiter`` (threads) and
 ``SharedMemoryRateLimiter`` (processes) implement ``RateLimiter``; ``headers`` reads what a
-provider says about its limits and ``accounting`` decides what to give back after an answer.
+provider says about its limits. What to give back after an answer is the caller's policy
+(``pipeline.settlement``).
 """
 
 from __future__ import annotations
 
-from llm_api_client.ratelimit.accounting import refund_for, settles_on_actual_usage
 from llm_api_client.ratelimit.base import Cost, LimiterSnapshot, Limits, RateLimiter
 from llm_api_client.ratelimit.headers import (
     RateLimitInfo,
@@ -28,7 +28,5 @@ __all__ = [
     "SharedMemoryRateLimiter",
     "parse_rate_limit_headers",
     "pause_seconds",
-    "refund_for",
     "retry_after_seconds",
-    "settles_on_actual_usage",
 ]

@@ -1,9 +1,11 @@
 """Settlement: after an answer, does the provider keep what we charged at admission?
 
+Provider policy, on the caller's side of the limiter (which only counts what it is told).
 OpenAI (and Azure OpenAI) count a request's prompt plus its ``max_tokens`` against the token
 limit when the request arrives and keep that charge; the limiter does the same and gives nothing
 back. Anthropic counts output tokens as they are produced, so what a request did not generate is
-free again: the limiter refunds the unused part of the output it charged. The request worker does::
+free again: the limiter is refunded the unused part of the output it charged. The request worker
+(``call``) does::
 
     if settles_on_actual_usage(model):
         limiter.refund(refund_for(cost, usage.prompt_tokens, usage.completion_tokens))
