@@ -108,6 +108,15 @@ SMALL_TEXT_CACHE_ENTRIES = 32_768
 # acquire, and a waiter breaks it rather than hang every process.
 STALE_LOCK_SECONDS = 30.0
 
+# A provider that answers 429 without x-ratelimit-* headers (only retry-after) gives no limit to
+# learn. A 429 for a request sent after the previous 429's pause, within REPEATED_429_SECONDS of
+# that pause's end, shows the pace is still too high: every limited bucket then runs at
+# RATE_DECREASE_ON_REPEATED_429 of its rate. A quarter less per round converges within a few
+# rounds from twice the provider's limit and never undershoots it by more than a quarter; 429s
+# further apart (a provider's passing overload) lower nothing. Providers' windows are a minute.
+RATE_DECREASE_ON_REPEATED_429 = 0.75
+REPEATED_429_SECONDS = 60.0
+
 # Rate limiter slow start (``probe_seconds``): the first request goes alone and the others wait
 # for the provider's first answer (its x-ratelimit-limit-* headers reach ``observe``), at most this
 # long, polling this often. Measured against the simulator at 600 RPM with the client set to

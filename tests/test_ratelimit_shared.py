@@ -88,7 +88,7 @@ def test_forked_workers_share_the_parents_state_and_do_not_unlink() -> None:
 
 
 def die_holding_the_lock(limiter: SharedMemoryRateLimiter) -> None:
-    limiter._lock.lock.acquire()  # as if killed inside acquire
+    limiter.store._lock.lock.acquire()  # as if killed inside acquire
     os._exit(0)
 
 
@@ -120,7 +120,6 @@ SCRIPT = """
 import os, sys
 import multiprocess
 from llm_api_client.ratelimit import Cost, Limits, SharedMemoryRateLimiter
-from llm_api_client.ratelimit.shared import _Segment
 
 def work(limiter, out):
     for _ in range(5):

@@ -2,10 +2,10 @@
 
     execute(request)
       └─ RetryPolicy.retrying() loop (tenacity), for each attempt:
-           limiter.acquire(cost)            may end the request unsent (too large / waited too long)
+           limiter.admit(cost)              may end the request unsent (too large / waited too long)
            completion(**request, max_retries=0)
-             ok   -> limiter.observe(headers)
-             fail -> translate_exception; a 429 also limiter.pause(retry_after) and observe
+             ok   -> limiter.observe(the limits its headers state)
+             fail -> translate_exception; a 429 also limiter.pause(retry_after, admission), observe
       └─ after a success: settle with the limiter on actual usage (refund the unused reservation)
       └─ Outcome(index, response, error, UsageRecord, headers)
 
@@ -32,7 +32,8 @@ from llm_api_client.pipeline.retry import RetryPolicy
 from llm_api_client.pipeline.settlement import refund_for, settles_on_actual_usage
 from llm_api_client.pipeline.translate import translate_exception
 from llm_api_client.pricing import cost_of
-from llm_api_client.ratelimit.base import Cost, RateLimiter
+from llm_api_client.ratelimit.base import Admission, Cost, RateLimiter
+from llm_api_client.ratelimit.headers import parse_rate_limit_headers
 from llm_api_client.records import UsageRecord
 
 litellm = _offline.litellm()
@@ -95,6 +96,7 @@ class _Attempts:
     """The attempts of one request: sends them and counts what the tracker needs."""
 
     __slots__ = (
+        "admission",
         "clock",
         "completion",
         "cost",
@@ -131,10 +133,11 @@ class _Attempts:
         self.rate_limited = 0
         self.response_time = 0.0
         self.headers: dict[str, str] = {}
+        self.admission: Admission | None = None
 
     def send(self) -> Any:
         """One attempt: admission, the call, and what the provider's answer teaches the limiter."""
-        self.limiter.acquire(self.cost, max_delay=self.max_delay)  # our errors end the request
+        self.admission = self.limiter.admit(self.cost, max_delay=self.max_delay)  # errors end it
         self.sent += 1
         start = self.clock()
         try:
@@ -146,7 +149,7 @@ class _Attempts:
         self.response_time = self.clock() - start
         self.headers = response_headers(response)
         # Every answer is news, even without headers: it ends the limiter's slow start.
-        self.limiter.observe(self.headers)
+        self.limiter.observe(parse_rate_limit_headers(self.headers))
         return response
 
     def _failed(self, exc: Exception) -> errors.LLMAPIClientError:
@@ -155,9 +158,9 @@ class _Attempts:
         self.headers = dict(headers) if headers else {}
         if isinstance(error, errors.RateLimitError):
             self.rate_limited += 1
-            self.limiter.pause(_pause_for(error.retry_after))
+            self.limiter.pause(_pause_for(error.retry_after), self.admission)
         if self.headers or isinstance(error, errors.APIStatusError):
-            self.limiter.observe(self.headers)
+            self.limiter.observe(parse_rate_limit_headers(self.headers))
         return error
 
     def provider(self, response: Any) -> str | None:
