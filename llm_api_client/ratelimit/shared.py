@@ -1,8 +1,8 @@
 """``SharedMemoryStore``: one quota for every thread of every process of this host.
 
 The coordinator creates the store; its state (``bucket``'s float64 layout) lives in one
-``multiprocess.shared_memory.SharedMemory`` block and a ``multiprocess.Lock`` guards it. Worker
-processes reach the same block:
+``multiprocess.shared_memory.SharedMemory`` block, after one slot naming the process that holds
+the lock, and a ``multiprocess.Lock`` guards it. Worker processes reach the same block:
 
 - by inheritance (the engine's way): pass the store, or a limiter over it, as an argument of a
   ``multiprocess.get_context("fork").Process``; the child uses the parent's mapping as is;
@@ -11,9 +11,11 @@ processes reach the same block:
   ``context=`` that start method's context). The child maps the block without registering it
   with the resource tracker, which in Python 3.11 would unlink it (or warn) when the child exits.
 
-A worker killed while it holds the lock (SIGKILL, ``terminate()``) would leave every process
-waiting forever; the lock is held for microseconds, so a waiter that finds it taken for
-``stale_lock_seconds`` breaks it (with a warning) instead.
+A worker killed while it holds the lock (SIGKILL, ``terminate()``, out of memory) cannot release
+it. The holder writes its pid next to the state; a waiter kept out for ``LOCK_POLL_SECONDS``
+looks that process up and, when it is gone, takes the lock over (see ``_CrashSafeLock``): the
+others stall for about that long, not for ever. The dead holder's operation may be half applied
+(some buckets charged, not others), which costs at most one request's worth of pace.
 
 Exactly one process owns the block: the one that created it. Its ``close()`` (idempotent; also
 run when the store is garbage-collected or the interpreter exits) unmaps and unlinks it;
@@ -41,7 +43,7 @@ from typing import Any, cast
 import multiprocess
 from multiprocess.shared_memory import SharedMemory
 
-from llm_api_client._constants import STALE_LOCK_SECONDS
+from llm_api_client._constants import LOCK_POLL_SECONDS, STALE_LOCK_SECONDS
 from llm_api_client.ratelimit import bucket
 from llm_api_client.ratelimit.base import Clock, Limits, Sleep
 from llm_api_client.ratelimit.limiter import QuotaLimiter
@@ -52,7 +54,22 @@ __all__ = ["SharedMemoryRateLimiter", "SharedMemoryStore"]
 logger = logging.getLogger(__name__)
 
 _SLOT_BYTES = 8  # float64
-_STATE = 0  # the bucket state starts at slot 0
+_HOLDER = 0  # slot 0: pid of the process holding the lock, 0 when free (or not yet written)
+_STATE = 1  # the bucket state starts at slot 1
+_HAS_PROC = os.path.exists("/proc/self/stat")
+
+
+# The lock's fast path writes this process's pid: kept here (os.getpid is a system call), and
+# renewed in a forked child.
+_own_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _own_pid
+    _own_pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 class _Segment:
@@ -110,30 +127,86 @@ class _Segment:
         self._owner_pid = -1
 
 
-class _BreakableLock:
-    """The process-shared lock, broken by a waiter when its holder died holding it."""
+class _CrashSafeLock:
+    """The process-shared lock, taken over from a holder that died holding it.
 
-    def __init__(self, lock: Any, stale_after: float) -> None:
+    The holder writes its pid in the block's holder slot while it holds ``lock``. A waiter kept
+    out for ``poll`` seconds looks that process up; if it is gone (or a zombie not yet reaped),
+    the waiter takes the lock over as it is, under ``takeover`` so that only one waiter does. A
+    lock is released only by whoever holds it, so two callers are never inside together. A
+    holder that cannot be identified, or still runs after ``stale_after`` seconds (stopped, or a
+    new process reusing a dead one's pid), is overruled the same way, with a warning.
+    """
+
+    def __init__(
+        self, lock: Any, takeover: Any, view: bucket.State, poll: float, stale_after: float
+    ) -> None:
         self.lock = lock
+        self.takeover = takeover
+        self._view = view
+        self._poll = poll
         self.stale_after = stale_after
 
     def __enter__(self) -> None:
-        if not self.lock.acquire(True, self.stale_after):
-            self._break()
+        if not self.lock.acquire(False):
+            self._wait()
+        self._view[_HOLDER] = _own_pid
 
     def __exit__(self, *exc_info: object) -> None:
+        self._view[_HOLDER] = 0.0  # before releasing: the next holder writes its own
         self.lock.release()
 
-    def _break(self) -> None:
-        logger.warning(
-            "the rate limiter's lock was held for %.0f s, so its holder died inside acquire;"
-            " breaking it",
-            self.stale_after,
-        )
-        with contextlib.suppress(ValueError):  # another waiter broke it first
-            self.lock.release()
-        if not self.lock.acquire(True, self.stale_after):
-            raise RuntimeError("the rate limiter's lock cannot be taken even after breaking it")
+    def _wait(self) -> None:
+        started = time.monotonic()
+        while not self.lock.acquire(True, self._poll):
+            holder = int(self._view[_HOLDER])
+            stale = time.monotonic() - started > self.stale_after
+            if (stale or (holder and not _exists(holder))) and self._take_over(holder):
+                return
+
+    def _take_over(self, holder: int) -> bool:
+        """Take the lock from ``holder`` unless it changed hands meanwhile; True when ours."""
+        if not self.takeover.acquire(True, self.stale_after):
+            raise RuntimeError("the rate limiter's lock cannot be recovered")
+        try:
+            if self.lock.acquire(False):
+                return True  # released after all
+            if int(self._view[_HOLDER]) != holder:
+                return False  # another waiter took it over, or it changed hands
+            self._view[_HOLDER] = _own_pid
+        finally:
+            self.takeover.release()
+        if holder and not _exists(holder):
+            logger.warning(
+                "process %d died holding the rate limiter's lock; taking it over", holder
+            )
+        else:
+            logger.warning(
+                "the rate limiter's lock was held for over %g s by process %s; taking it over",
+                self.stale_after,
+                holder or "unknown",
+            )
+        return True
+
+
+def _exists(pid: int) -> bool:
+    """Whether process ``pid`` is still running (a zombie, dead but not yet reaped, is not)."""
+    if not _HAS_PROC:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            stat = file.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    # "pid (command) S ...": the command may hold any character, so find its last ")".
+    state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
+    return state not in (b"Z", b"X")
 
 
 class SharedMemoryStore(LockedStore):
@@ -145,7 +218,7 @@ class SharedMemoryStore(LockedStore):
     one, fork on Linux).
     """
 
-    _lock: _BreakableLock
+    _lock: _CrashSafeLock
 
     def __init__(
         self,
@@ -159,12 +232,12 @@ class SharedMemoryStore(LockedStore):
         super().__init__(limits, clock)
         context = context or multiprocess
         segment = _Segment.create(bucket.initial_state(limits, clock(), probe_seconds))
-        self._attach(segment, context.Lock(), stale_lock_seconds)
+        self._attach(segment, context.Lock(), context.Lock(), stale_lock_seconds)
 
-    def _attach(self, segment: _Segment, lock: Any, stale_after: float) -> None:
+    def _attach(self, segment: _Segment, lock: Any, takeover: Any, stale_after: float) -> None:
         self._segment = segment
         self._state = segment.state
-        self._lock = _BreakableLock(lock, stale_after)
+        self._lock = _CrashSafeLock(lock, takeover, segment.view, LOCK_POLL_SECONDS, stale_after)
         self._finalizer = weakref.finalize(self, segment.close)
 
     @property
@@ -189,13 +262,14 @@ class SharedMemoryStore(LockedStore):
             "clock": self._clock,
             "name": self._segment.name,
             "lock": self._lock.lock,
+            "takeover": self._lock.takeover,
             "stale_after": self._lock.stale_after,
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__init__(state["limits"], state["clock"])
         segment = _Segment.attach(state["name"])
-        self._attach(segment, state["lock"], state["stale_after"])
+        self._attach(segment, state["lock"], state["takeover"], state["stale_after"])
 
 
 class SharedMemoryRateLimiter(QuotaLimiter):
