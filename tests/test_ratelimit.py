@@ -418,6 +418,15 @@ def test_repeated_429s_without_headers_lower_the_pace_until_they_stop(
     assert provider.rejected <= 5
 
 
+def test_admit_tells_the_429_episode_a_request_goes_out_in(make_limiter: MakeLimiter) -> None:
+    limiter = make_limiter(Limits(requests_per_minute=600))
+    first = limiter.admit(Cost())
+    assert first == (0.0, 0)
+    limiter.pause(1.0, first)  # its 429 begins episode 1
+    assert limiter.admit(Cost()) == (pytest.approx(1.0), 1)  # after the pause
+    assert limiter.admit(Cost()) == (0.0, 1)  # at once, in the same episode
+
+
 def test_execute_lowers_the_pace_of_a_provider_that_sends_only_retry_after(
     make_limiter: MakeLimiter,
 ) -> None:

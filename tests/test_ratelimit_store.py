@@ -9,6 +9,7 @@ leaked a time instead of a duration would show.
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -121,12 +122,24 @@ def test_reserve_refuses_a_turn_later_than_max_delay_and_takes_nothing(
     assert store.reserve(Cost(), 1.0).wait == pytest.approx(1.0)
 
 
+@pytest.fixture
+def fast_thread_switches() -> Iterator[None]:
+    """Threads switch every microsecond instead of every 5 ms, so that races show."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(before)
+
+
+@pytest.mark.usefixtures("fast_thread_switches")
 def test_threads_reserving_at_once_get_exactly_the_capacity(store_factory: MakeStore) -> None:
-    store = store_factory(Limits(requests_per_minute=1, burst_seconds=60.0 * 300))  # 300 places
+    store = store_factory(Limits(requests_per_minute=1, burst_seconds=60.0 * 3_000))  # 3,000
     admitted = [0] * 8
+    start = threading.Barrier(8)
 
     def run(slot: int) -> None:
-        for _ in range(100):
+        start.wait()
+        for _ in range(1_000):
             try:
                 store.reserve(Cost(), 0)
                 admitted[slot] += 1
@@ -138,7 +151,7 @@ def test_threads_reserving_at_once_get_exactly_the_capacity(store_factory: MakeS
         thread.start()
     for thread in threads:
         thread.join()
-    assert sum(admitted) == 300 == store.snapshot().admitted
+    assert sum(admitted) == 3_000 == store.snapshot().admitted
 
 
 # --- waiters: claim and cancel ------------------------------------------------------------------
@@ -219,6 +232,7 @@ def test_a_429_of_a_request_sent_after_the_latest_episode_starts_a_new_one(
     after = store.reserve(Cost(), None)
     assert after.episode == 1
     store.pause(1.0, None)  # a 429 nobody can place starts nothing
+    assert store.snapshot().episodes == 1
     store.pause(1.0, after.episode)
     assert store.snapshot().episodes == 2
 
@@ -238,6 +252,12 @@ def test_repeated_429s_lower_the_pace_of_every_limited_bucket(store_factory: Mak
     assert snap.capacities["requests"] == pytest.approx(5 * RATE_DECREASE_ON_REPEATED_429)
     # The limits stand: a request within the configured limit is still admissible.
     store.reserve(Cost(input_tokens=59_000), None)
+
+
+def test_a_first_429_only_pauses_even_on_a_clock_near_zero(store_factory: MakeStore) -> None:
+    store = store_factory(Limits(requests_per_minute=600), FakeClock(now=5.0))  # just booted
+    store.pause(1.0, store.reserve(Cost(), None).episode)
+    assert store.snapshot().rates_per_minute == pytest.approx({"requests": 600})
 
 
 def test_429s_far_apart_lower_nothing(store_factory: MakeStore) -> None:
@@ -333,7 +353,7 @@ def test_slow_start_ends_with_a_429_or_after_probe_seconds(
     if answer == "pause":
         store.pause(0.5, None)
     else:
-        clock.advance(2.0)
+        clock.advance(3.0)
     assert not store.reserve(Cost(), None).held
 
 
