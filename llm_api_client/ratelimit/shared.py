@@ -14,8 +14,9 @@ the lock, and a ``multiprocess.Lock`` guards it. Worker processes reach the same
 A worker killed while it holds the lock (SIGKILL, ``terminate()``, out of memory) cannot release
 it. The holder writes its pid next to the state; a waiter kept out for ``LOCK_POLL_SECONDS``
 looks that process up and, when it is gone, takes the lock over (see ``_CrashSafeLock``): the
-others stall for about that long, not for ever. The dead holder's operation may be half applied
-(some buckets charged, not others), which costs at most one request's worth of pace.
+others stall for about that long, not for ever. The dead holder's operation may be left half
+applied (a request charged to some buckets only, a learned limit not fully adopted): an error in
+the pace the next operations live with, never a stall.
 
 Exactly one process owns the block: the one that created it. Its ``close()`` (idempotent; also
 run when the store is garbage-collected or the interpreter exits) unmaps and unlinks it;
