@@ -149,20 +149,23 @@ class _CrashSafeLock:
         self.stale_after = stale_after
 
     def __enter__(self) -> None:
-        if not self.lock.acquire(False):
-            self._wait()
+        if not self.lock.acquire(True, self._poll):
+            self._recover()
         self._view[_HOLDER] = _own_pid
 
     def __exit__(self, *exc_info: object) -> None:
         self._view[_HOLDER] = 0.0  # before releasing: the next holder writes its own
         self.lock.release()
 
-    def _wait(self) -> None:
-        started = time.monotonic()
-        while not self.lock.acquire(True, self._poll):
+    def _recover(self) -> None:
+        """Kept out for a poll: take the lock over from a dead holder, or wait on."""
+        started = time.monotonic() - self._poll
+        while True:
             holder = int(self._view[_HOLDER])
             stale = time.monotonic() - started > self.stale_after
             if (stale or (holder and not _exists(holder))) and self._take_over(holder):
+                return
+            if self.lock.acquire(True, self._poll):
                 return
 
     def _take_over(self, holder: int) -> bool:
