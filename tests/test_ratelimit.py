@@ -7,7 +7,6 @@ limiter and its store share the clock, as they share the host's monotonic clock 
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,9 +28,16 @@ from llm_api_client.ratelimit import (
     bucket,
     parse_rate_limit_headers,
 )
-from tests.test_ratelimit_store import STORES, FakeClock, MakeStore, store_factory
+from tests.test_ratelimit_store import (
+    STORES,
+    FakeClock,
+    MakeStore,
+    admitted_by_threads,
+    fast_thread_switches,
+    store_factory,
+)
 
-__all__ = ["store_factory"]  # the fixture, imported for the tests below
+__all__ = ["fast_thread_switches", "store_factory"]  # fixtures, imported for the tests below
 
 MakeLimiter = Callable[..., QuotaLimiter]
 
@@ -173,25 +179,12 @@ def test_max_delay_zero_admits_only_what_is_available_now(make_limiter: MakeLimi
     assert admitted == 5
 
 
+@pytest.mark.usefixtures("fast_thread_switches")
 def test_threads_contending_admit_exactly_capacity(make_limiter: MakeLimiter) -> None:
-    # A bucket of 300 requests refilled at one per minute; 8 threads x 100 immediate attempts.
-    limiter = make_limiter(Limits(requests_per_minute=1, burst_seconds=60.0 * 300))
-    admitted = [0] * 8
-
-    def run(slot: int) -> None:
-        for _ in range(100):
-            try:
-                limiter.acquire(Cost(), max_delay=0)
-                admitted[slot] += 1
-            except RateLimitDelayExceeded:
-                pass
-
-    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sum(admitted) == 300 == limiter.snapshot().admitted
+    # A bucket of 3,000 requests refilled at one per minute; 8 threads x 1,000 immediate attempts.
+    limiter = make_limiter(Limits(requests_per_minute=1, burst_seconds=60.0 * 3_000))
+    assert admitted_by_threads(lambda: limiter.acquire(Cost(), max_delay=0)) == 3_000
+    assert limiter.snapshot().admitted == 3_000
 
 
 # --- refunds ------------------------------------------------------------------------------------

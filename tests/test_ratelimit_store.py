@@ -8,6 +8,7 @@ leaked a time instead of a duration would show.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import threading
@@ -27,6 +28,7 @@ from llm_api_client.ratelimit import (
     SharedMemoryStore,
     Turn,
 )
+from llm_api_client.ratelimit.store import LockedStore
 
 START = 1_000_000.0
 
@@ -131,17 +133,16 @@ def fast_thread_switches() -> Iterator[None]:
     sys.setswitchinterval(before)
 
 
-@pytest.mark.usefixtures("fast_thread_switches")
-def test_threads_reserving_at_once_get_exactly_the_capacity(store_factory: MakeStore) -> None:
-    store = store_factory(Limits(requests_per_minute=1, burst_seconds=60.0 * 3_000))  # 3,000
+def admitted_by_threads(attempt: Callable[[], object], attempts: int = 1_000) -> int:
+    """How many of 8 threads x ``attempts`` immediate ``attempt``s, started together, got in."""
     admitted = [0] * 8
     start = threading.Barrier(8)
 
     def run(slot: int) -> None:
         start.wait()
-        for _ in range(1_000):
+        for _ in range(attempts):
             try:
-                store.reserve(Cost(), 0)
+                attempt()
                 admitted[slot] += 1
             except RateLimitDelayExceeded:
                 pass
@@ -151,7 +152,66 @@ def test_threads_reserving_at_once_get_exactly_the_capacity(store_factory: MakeS
         thread.start()
     for thread in threads:
         thread.join()
-    assert sum(admitted) == 3_000 == store.snapshot().admitted
+    return sum(admitted)
+
+
+@pytest.mark.usefixtures("fast_thread_switches")
+def test_threads_reserving_at_once_get_exactly_the_capacity(store_factory: MakeStore) -> None:
+    store = store_factory(Limits(requests_per_minute=1, burst_seconds=60.0 * 3_000))  # 3,000
+    assert admitted_by_threads(lambda: store.reserve(Cost(), 0)) == 3_000
+    assert store.snapshot().admitted == 3_000
+
+
+class WritesTogether:
+    """A state array whose first write in each of two threads waits for the other's (0.2 s at most).
+
+    Without the store's atomicity both threads read the last place as free, then both write,
+    as if one had been preempted between reading and writing; with it, the second thread reads
+    only after the first has written.
+    """
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self.together = threading.Barrier(2, timeout=0.2)
+        self.wrote = threading.local()
+
+    def __getitem__(self, slot: int) -> float:
+        return float(self.state[slot])
+
+    def __setitem__(self, slot: int, value: float) -> None:
+        if not getattr(self.wrote, "once", False):
+            self.wrote.once = True
+            with contextlib.suppress(threading.BrokenBarrierError):  # alone: the lock works
+                self.together.wait()
+        self.state[slot] = value
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+
+@pytest.mark.parametrize("kind", ["local", "shared_memory"])
+def test_a_locked_store_runs_each_operation_whole(kind: str) -> None:
+    store = STORES[kind](Limits(requests_per_minute=60), FakeClock())  # one place
+    assert isinstance(store, LockedStore)
+    store._state = WritesTogether(store._state)
+    try:
+        outcomes: list[str] = []
+
+        def take_the_place() -> None:
+            try:
+                store.reserve(Cost(), 0)
+                outcomes.append("admitted")
+            except RateLimitDelayExceeded:
+                outcomes.append("refused")
+
+        threads = [threading.Thread(target=take_the_place) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes) == ["admitted", "refused"]
+    finally:
+        store.close()
 
 
 # --- waiters: claim and cancel ------------------------------------------------------------------
