@@ -16,7 +16,13 @@ from typing import Any
 import multiprocess
 import pytest
 
-from llm_api_client.ratelimit import Cost, InProcessRateLimiter, Limits, SharedMemoryRateLimiter
+from llm_api_client.ratelimit import (
+    Cost,
+    InProcessRateLimiter,
+    Limits,
+    SharedMemoryRateLimiter,
+    parse_rate_limit_headers,
+)
 
 FORK = multiprocess.get_context("fork")
 UNREACHABLE = Limits(
@@ -172,11 +178,12 @@ def converge_worker(limiter: Any, base_url: str, count: int, out: Any, worker: i
                 max_retries=0,
                 messages=[{"role": "user", "content": f"document {worker}-{index}"}],
             )
-            limiter.observe(response._hidden_params.get("additional_headers") or {})
+            headers = response._hidden_params.get("additional_headers") or {}
+            limiter.observe(parse_rate_limit_headers(headers))
             statuses.append(200)
         except litellm.RateLimitError as error:
             limiter.pause(1.0)
-            limiter.observe(dict(error.response.headers))
+            limiter.observe(parse_rate_limit_headers(dict(error.response.headers)))
             statuses.append(429)
 
     pool = [threading.Thread(target=one, args=(index,)) for index in range(count)]

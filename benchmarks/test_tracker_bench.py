@@ -17,7 +17,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,7 +28,14 @@ from llm_api_client.call.retry import RetryPolicy
 from llm_api_client.providers.litellm_transport import FunctionTransport, LiteLLMTransport
 from llm_api_client.providers.logging_switch import unheard_logging_skipped
 from llm_api_client.providers.pricing import cost_of
-from llm_api_client.ratelimit.base import Cost, LimiterSnapshot, Limits, RateLimiter
+from llm_api_client.ratelimit.base import (
+    Admission,
+    Cost,
+    LimiterSnapshot,
+    Limits,
+    ProviderLimits,
+    RateLimiter,
+)
 from llm_api_client.records import UsageRecord
 from llm_api_client.tracker import APIUsageTracker
 
@@ -131,14 +137,14 @@ class NullLimiter(RateLimiter):
     def refund(self, cost: Cost) -> None:
         pass
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, admission: Admission | None = None) -> None:
         pass
 
-    def observe(self, headers: Mapping[str, str]) -> None:
+    def observe(self, limits: ProviderLimits) -> None:
         pass
 
     def snapshot(self) -> LimiterSnapshot:
-        return LimiterSnapshot(levels={}, rates_per_minute={}, waiters=0, paused_until=0, pauses=0)
+        return LimiterSnapshot(levels={}, rates_per_minute={}, waiters=0, paused_for=0, pauses=0)
 
 
 def canned_response() -> Any:

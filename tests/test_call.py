@@ -19,7 +19,14 @@ from llm_api_client.call.retry import RetryPolicy
 from llm_api_client.providers.litellm_transport import FunctionTransport, LiteLLMTransport
 from llm_api_client.providers.models import provider_of
 from llm_api_client.providers.pricing import cost_of
-from llm_api_client.ratelimit.base import Cost, LimiterSnapshot, Limits, RateLimiter
+from llm_api_client.ratelimit.base import (
+    Admission,
+    Cost,
+    LimiterSnapshot,
+    Limits,
+    ProviderLimits,
+    RateLimiter,
+)
 
 litellm = _offline.litellm()
 
@@ -40,7 +47,7 @@ class FakeLimiter(RateLimiter):
         self.acquired: list[Cost] = []
         self.refunded: list[Cost] = []
         self.paused: list[float] = []
-        self.observed: list[dict[str, str]] = []
+        self.observed: list[ProviderLimits] = []
 
     def acquire(self, cost: Cost, *, max_delay: float | None = None) -> float:
         if self.refuse is not None:
@@ -51,14 +58,14 @@ class FakeLimiter(RateLimiter):
     def refund(self, cost: Cost) -> None:
         self.refunded.append(cost)
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, admission: Admission | None = None) -> None:
         self.paused.append(seconds)
 
-    def observe(self, headers: Mapping[str, str]) -> None:
-        self.observed.append(dict(headers))
+    def observe(self, limits: ProviderLimits) -> None:
+        self.observed.append(limits)
 
     def snapshot(self) -> LimiterSnapshot:
-        return LimiterSnapshot(levels={}, rates_per_minute={}, waiters=0, paused_until=0, pauses=0)
+        return LimiterSnapshot(levels={}, rates_per_minute={}, waiters=0, paused_for=0, pauses=0)
 
 
 def make_response(model: str = "gpt-4o-mini", headers: Mapping[str, str] | None = None) -> Any:
@@ -170,7 +177,7 @@ def test_success_outcome_and_record() -> None:
         "x-ratelimit-remaining-requests": "599",
         "x-request-id": "req-1",
     }
-    assert limiter.observed == [outcome.headers]
+    assert [seen.remaining for seen in limiter.observed] == [{"requests": 599}]
 
 
 def test_completion_gets_no_retries_and_a_timeout_and_the_request_is_not_mutated() -> None:
@@ -204,7 +211,7 @@ def test_429_pauses_observes_and_retries_after_the_providers_wait() -> None:
     assert outcome.ok
     assert (outcome.record.attempts, outcome.record.rate_limited) == (2, 1)
     assert limiter.paused == [1.5]
-    assert limiter.observed[0]["x-ratelimit-remaining-requests"] == "0"
+    assert limiter.observed[0].remaining == {"requests": 0}
     assert clock.slept == [1.5]
     assert limiter.acquired == [COST, COST]  # every attempt re-acquires
 

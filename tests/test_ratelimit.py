@@ -1,12 +1,12 @@
-"""The rate limiter's behaviour, written once and run against every backend with a fake clock.
+"""The rate limiter's behaviour, written once and run over every ``QuotaStore`` with a fake clock.
 
-Nothing here sleeps for real: ``FakeClock.sleep`` moves the clock, so every wait is exact.
+Nothing here sleeps for real: ``FakeClock.sleep`` moves the clock, so every wait is exact. The
+limiter and its store share the clock, as they share the host's monotonic clock in production.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,64 +14,46 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_api_client._constants import PROBE_POLL_SECONDS
+from llm_api_client._constants import PROBE_POLL_SECONDS, RATE_DECREASE_ON_REPEATED_429
 from llm_api_client.errors import ConfigurationError, RateLimitDelayExceeded, RequestTooLargeError
 from llm_api_client.ratelimit import (
     Cost,
     InProcessRateLimiter,
     Limits,
-    RateLimiter,
+    LocalStore,
+    ProviderLimits,
+    QuotaLimiter,
     SharedMemoryRateLimiter,
+    SharedMemoryStore,
     bucket,
+    parse_rate_limit_headers,
 )
-from llm_api_client.ratelimit.core import LockedStateRateLimiter
+from tests.test_ratelimit_store import (
+    STORES,
+    FakeClock,
+    MakeStore,
+    admitted_by_threads,
+    fast_thread_switches,
+    store_factory,
+)
 
-START = 1_000.0
+__all__ = ["fast_thread_switches", "store_factory"]  # fixtures, imported for the tests below
 
-
-class FakeClock:
-    """A clock that only moves when someone sleeps; ``on_sleep`` runs before each move."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-        self.on_sleep: Callable[[float], None] | None = None
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        if self.on_sleep is not None:
-            hook, self.on_sleep = self.on_sleep, None
-            hook(seconds)
-        self.now += seconds
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+MakeLimiter = Callable[..., QuotaLimiter]
 
 
-MakeLimiter = Callable[..., RateLimiter]
+@pytest.fixture
+def make_limiter(store_factory: MakeStore) -> Iterator[MakeLimiter]:
+    """Build a limiter over a store of the parametrized kind, both on one fresh ``FakeClock``."""
 
-
-@pytest.fixture(params=["memory", "shared"])
-def make_limiter(request: pytest.FixtureRequest) -> Iterator[Callable[..., RateLimiter]]:
-    """Build a limiter of the parametrized backend on a fresh ``FakeClock``; close it after."""
-    made: list[RateLimiter] = []
-    backend = {"memory": InProcessRateLimiter, "shared": SharedMemoryRateLimiter}[request.param]
-
-    def make(limits: Limits, clock: FakeClock | None = None, **options: Any) -> RateLimiter:
+    def make(limits: Limits, clock: FakeClock | None = None, **options: Any) -> QuotaLimiter:
         clock = clock or FakeClock()
-        limiter = backend(limits, clock=clock, sleep=clock.sleep, **options)
-        made.append(limiter)
-        return limiter
+        return QuotaLimiter(store_factory(limits, clock, **options), clock=clock, sleep=clock.sleep)
 
     yield make
-    for limiter in made:
-        limiter.close()
 
 
-def clock_of(limiter: RateLimiter) -> FakeClock:
+def clock_of(limiter: QuotaLimiter) -> FakeClock:
     clock = getattr(limiter, "_clock", None)
     assert isinstance(clock, FakeClock)
     return clock
@@ -197,25 +179,12 @@ def test_max_delay_zero_admits_only_what_is_available_now(make_limiter: MakeLimi
     assert admitted == 5
 
 
+@pytest.mark.usefixtures("fast_thread_switches")
 def test_threads_contending_admit_exactly_capacity(make_limiter: MakeLimiter) -> None:
-    # A bucket of 300 requests refilled at one per minute; 8 threads x 100 immediate attempts.
-    limiter = make_limiter(Limits(requests_per_minute=1, burst_seconds=60.0 * 300))
-    admitted = [0] * 8
-
-    def run(slot: int) -> None:
-        for _ in range(100):
-            try:
-                limiter.acquire(Cost(), max_delay=0)
-                admitted[slot] += 1
-            except RateLimitDelayExceeded:
-                pass
-
-    threads = [threading.Thread(target=run, args=(slot,)) for slot in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sum(admitted) == 300 == limiter.snapshot().admitted
+    # A bucket of 3,000 requests refilled at one per minute; 8 threads x 1,000 immediate attempts.
+    limiter = make_limiter(Limits(requests_per_minute=1, burst_seconds=60.0 * 3_000))
+    assert admitted_by_threads(lambda: limiter.acquire(Cost(), max_delay=0)) == 3_000
+    assert limiter.snapshot().admitted == 3_000
 
 
 # --- refunds ------------------------------------------------------------------------------------
@@ -241,9 +210,9 @@ def test_refund_never_fills_above_capacity(make_limiter: MakeLimiter) -> None:
 def test_a_pause_holds_every_admission_until_it_ends(make_limiter: MakeLimiter) -> None:
     limiter = make_limiter(Limits(requests_per_minute=600))
     limiter.pause(2.0)
-    assert limiter.snapshot().paused_until == pytest.approx(START + 2.0)
+    assert limiter.snapshot().paused_for == pytest.approx(2.0)
     assert limiter.acquire(Cost()) == pytest.approx(2.0)
-    assert limiter.snapshot().paused_until == 0.0  # over
+    assert limiter.snapshot().paused_for == 0.0  # over
     assert limiter.snapshot().pauses == 1
 
 
@@ -251,11 +220,11 @@ def test_a_pause_extends_but_never_shortens(make_limiter: MakeLimiter) -> None:
     limiter = make_limiter(Limits(requests_per_minute=600))
     limiter.pause(5.0)
     limiter.pause(1.0)
-    assert limiter.snapshot().paused_until == pytest.approx(START + 5.0)
+    assert limiter.snapshot().paused_for == pytest.approx(5.0)
     assert limiter.snapshot().pauses == 2
     for useless in (0.0, -3.0, math.nan):
         limiter.pause(useless)
-    assert limiter.snapshot().paused_until == pytest.approx(START + 5.0)
+    assert limiter.snapshot().paused_for == pytest.approx(5.0)
 
 
 def test_a_pause_that_arrives_while_waiting_delays_the_waiter(make_limiter: MakeLimiter) -> None:
@@ -309,55 +278,71 @@ def test_a_sleep_that_raises_cancels_and_gives_the_reservation_back(
     assert (snap.waiters, snap.levels["requests"]) == (0, pytest.approx(0.0))
 
 
-# --- learning from headers ----------------------------------------------------------------------
+# --- learning from what the provider says -------------------------------------------------------
 
 
-def test_a_lower_provider_limit_lowers_rate_and_capacity(make_limiter: MakeLimiter) -> None:
+def test_observe_hands_the_providers_parsed_limits_to_the_store(make_limiter: MakeLimiter) -> None:
     limiter = make_limiter(Limits(requests_per_minute=6_000, tokens_per_minute=10**6))
-    limiter.observe({"x-ratelimit-limit-requests": "600", "x-ratelimit-limit-tokens": "2000000"})
+    headers = {
+        "x-ratelimit-limit-requests": "600",
+        "x-ratelimit-limit-tokens": "2000000",
+        "llm_provider-x-ratelimit-remaining-requests": "2",
+        "anthropic-ratelimit-output-tokens-limit": "6000",
+    }
+    limiter.observe(parse_rate_limit_headers(headers))
     snap = limiter.snapshot()
-    assert snap.rates_per_minute == pytest.approx({"requests": 600, "tokens": 10**6})
-    assert snap.capacities["requests"] == pytest.approx(5)
-    assert snap.learned == {"requests": 600}
-
-
-def test_a_provider_limit_never_raises_the_configured_one(make_limiter: MakeLimiter) -> None:
-    limiter = make_limiter(Limits(requests_per_minute=6_000))
-    limiter.observe({"x-ratelimit-limit-requests": "600"})
-    limiter.observe({"x-ratelimit-limit-requests": "60000"})  # back up, but only to 6,000
-    assert limiter.snapshot().rates_per_minute == pytest.approx({"requests": 6_000})
-    assert limiter.snapshot().learned == {}
-
-
-def test_a_provider_limit_turns_on_an_unlimited_bucket(make_limiter: MakeLimiter) -> None:
-    limiter = make_limiter(Limits(requests_per_minute=600))
-    limiter.observe({"anthropic-ratelimit-output-tokens-limit": "6000"})
-    snap = limiter.snapshot()
-    assert snap.rates_per_minute["output_tokens"] == pytest.approx(6_000)
-    assert snap.levels["output_tokens"] == pytest.approx(50)  # starts full
-
-
-def test_remaining_lowers_the_level_never_raises_it(make_limiter: MakeLimiter) -> None:
-    limiter = make_limiter(Limits(requests_per_minute=600))  # capacity 5
-    limiter.observe({"llm_provider-x-ratelimit-remaining-requests": "2"})
-    assert limiter.snapshot().levels["requests"] == pytest.approx(2)
-    limiter.observe({"X-RateLimit-Remaining-Requests": "4"})
-    assert limiter.snapshot().levels["requests"] == pytest.approx(2)
+    assert snap.rates_per_minute == pytest.approx(
+        {"requests": 600, "tokens": 10**6, "output_tokens": 6_000}
+    )
+    assert snap.learned == {"requests": 600, "output_tokens": 6_000}
+    assert snap.levels["requests"] == pytest.approx(2)
     assert [limiter.acquire(Cost()) for _ in range(3)] == pytest.approx([0, 0, 0.1])
 
 
 def test_irrelevant_headers_change_nothing(make_limiter: MakeLimiter) -> None:
     limiter = make_limiter(Limits(requests_per_minute=600))
     before = limiter.snapshot()
-    limiter.observe({"content-type": "application/json", "x-ratelimit-limit-requests": "lots"})
+    headers = {"content-type": "application/json", "x-ratelimit-limit-requests": "lots"}
+    limiter.observe(parse_rate_limit_headers(headers))
     assert limiter.snapshot() == before
 
 
-class FakeProvider:
-    """A provider allowing ``per_minute`` requests, enforced per second, with OpenAI headers."""
+class CountingStore:
+    """A store that counts the ``learn`` calls it passes on."""
 
-    def __init__(self, clock: FakeClock, per_minute: float) -> None:
-        self.clock, self.per_minute = clock, per_minute
+    def __init__(self, store: Any) -> None:
+        self.store, self.learned = store, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def learn(self, limits: ProviderLimits) -> None:
+        self.learned += 1
+        self.store.learn(limits)
+
+
+def test_answers_without_limits_reach_the_store_only_until_slow_start_ends(
+    store_factory: MakeStore,
+) -> None:
+    clock = FakeClock()
+    store = CountingStore(store_factory(Limits(requests_per_minute=600), clock, probe_seconds=2))
+    limiter = QuotaLimiter(store, clock=clock, sleep=clock.sleep)  # type: ignore[arg-type]
+    limiter.acquire(Cost())
+    for _ in range(3):
+        limiter.observe(ProviderLimits())  # the first ends slow start; the others say nothing
+    limiter.observe(ProviderLimits(remaining={"requests": 1}))
+    assert store.learned == 2
+    assert limiter.acquire(Cost()) == 0.0  # slow start is over
+
+
+class FakeProvider:
+    """A provider allowing ``per_minute`` requests, enforced per second, with OpenAI headers.
+
+    ``headers=False``: a provider that says nothing but ``retry-after`` on a 429.
+    """
+
+    def __init__(self, clock: FakeClock, per_minute: float, headers: bool = True) -> None:
+        self.clock, self.per_minute, self.headers = clock, per_minute, headers
         self.rate = per_minute / 60.0
         self.level, self.updated = 1.0, clock()  # holds one second's worth: 1 request at 60 RPM
         self.answered = self.rejected = 0
@@ -377,6 +362,8 @@ class FakeProvider:
             "x-ratelimit-remaining-requests": f"{max(0, math.floor(self.level + 1e-9))}",
             "x-ratelimit-reset-requests": f"{(1.0 - self.level) / self.rate:.3f}s",
         }
+        if not self.headers:
+            headers = {}
         if not ok:
             headers["retry-after"] = "1"
         return (200 if ok else 429), headers
@@ -392,11 +379,74 @@ def test_a_limit_far_above_the_providers_converges_after_few_429s(
     while provider.answered < 120:
         limiter.acquire(Cost())
         status, headers = provider.call()
-        limiter.observe(headers)
+        limiter.observe(parse_rate_limit_headers(headers))
         if status == 429:
             limiter.pause(1.0)
     assert provider.rejected <= 3
     assert clock() - start == pytest.approx(120, rel=0.05)  # the provider's pace, not slower
+
+
+# --- 429s with nothing to learn from --------------------------------------------------------------
+
+
+def test_repeated_429s_without_headers_lower_the_pace_until_they_stop(
+    make_limiter: MakeLimiter,
+) -> None:
+    # Configured at twice a provider that says only retry-after: pausing alone would resume at
+    # the same pace and draw a 429 every other request for ever.
+    clock = FakeClock()
+    limiter = make_limiter(Limits(requests_per_minute=120), clock)
+    provider = FakeProvider(clock, per_minute=60, headers=False)
+    statuses = []
+    while provider.answered < 100:
+        admission = limiter.admit(Cost())
+        status, headers = provider.call()
+        limiter.observe(parse_rate_limit_headers(headers))
+        if status == 429:
+            limiter.pause(1.0, admission)
+        statuses.append(status)
+    learned = limiter.snapshot().learned["requests"]
+    assert 60 * RATE_DECREASE_ON_REPEATED_429 <= learned <= 60
+    assert 429 not in statuses[-80:]
+    assert provider.rejected <= 5
+
+
+def test_admit_tells_the_429_episode_a_request_goes_out_in(make_limiter: MakeLimiter) -> None:
+    limiter = make_limiter(Limits(requests_per_minute=600))
+    first = limiter.admit(Cost())
+    assert first == (0.0, 0)
+    limiter.pause(1.0, first)  # its 429 begins episode 1
+    assert limiter.admit(Cost()) == (pytest.approx(1.0), 1)  # after the pause
+    assert limiter.admit(Cost()) == (0.0, 1)  # at once, in the same episode
+
+
+def test_execute_lowers_the_pace_of_a_provider_that_sends_only_retry_after(
+    make_limiter: MakeLimiter,
+) -> None:
+    from llm_api_client.call.execute import execute
+    from llm_api_client.call.retry import RetryPolicy
+    from llm_api_client.providers.litellm_transport import FunctionTransport
+    from tests.fakes import make_response, status_error  # retry-after-ms, no x-ratelimit-*
+
+    clock = FakeClock()
+    limiter = make_limiter(Limits(requests_per_minute=120), clock)
+    provider = FakeProvider(clock, per_minute=60, headers=False)
+
+    def completion(**request: Any) -> Any:
+        status, _ = provider.call()
+        if status == 429:
+            raise status_error(429, request["model"])
+        return make_response(request["model"], "ok")
+
+    request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    for index in range(60):
+        outcome = execute(request, index=index, cost=Cost(), limiter=limiter,
+                          policy=RetryPolicy(max_retries=5),
+                          transport=FunctionTransport(completion),
+                          sleep=clock.sleep, clock=clock)  # fmt: skip
+        assert outcome.ok, outcome.error
+    assert limiter.snapshot().learned["requests"] <= 60
+    assert limiter.snapshot().episodes >= 3
 
 
 # --- slow start ---------------------------------------------------------------------------------
@@ -406,7 +456,7 @@ def test_slow_start_holds_the_others_until_the_first_answer(make_limiter: MakeLi
     limiter = make_limiter(Limits(requests_per_minute=600), probe_seconds=2.0)
     assert limiter.acquire(Cost()) == 0.0  # the probe goes alone
     clock = clock_of(limiter)
-    clock.on_sleep = lambda _: limiter.observe({"x-ratelimit-limit-requests": "60"})
+    clock.on_sleep = lambda _: limiter.observe(ProviderLimits(limits={"requests": 60}))
     waited = limiter.acquire(Cost())  # held until the answer, then paced at the learned 60/min
     assert clock.sleeps[0] == PROBE_POLL_SECONDS
     assert waited == pytest.approx(1.0)  # one second after the probe, as 60/min wants
@@ -442,6 +492,22 @@ def test_impossible_probe_seconds(make_limiter: MakeLimiter, value: float) -> No
         make_limiter(Limits(), probe_seconds=value)
 
 
+@pytest.mark.parametrize(
+    ("preset", "store_type"),
+    [(InProcessRateLimiter, LocalStore), (SharedMemoryRateLimiter, SharedMemoryStore)],
+)
+def test_the_preset_limiters_are_the_limiter_over_a_new_store(
+    preset: type[QuotaLimiter], store_type: type
+) -> None:
+    clock = FakeClock()
+    limits = Limits(requests_per_minute=600)
+    with preset(limits, clock=clock, sleep=clock.sleep, probe_seconds=1.0) as limiter:  # type: ignore[call-arg]
+        assert isinstance(limiter.store, store_type)
+        assert limiter.limits == limits
+        # Slow start on the given clock: no answer comes, so the second request waits it out.
+        assert [limiter.acquire(Cost()) for _ in range(2)] == [0.0, pytest.approx(1.0)]
+
+
 # --- observability ------------------------------------------------------------------------------
 
 
@@ -451,7 +517,7 @@ def test_snapshot_and_repr_show_live_state(make_limiter: MakeLimiter) -> None:
     snap = limiter.snapshot()
     assert snap.levels == pytest.approx({"requests": 4, "tokens": 400})
     assert snap.rates_per_minute == pytest.approx({"requests": 600, "tokens": 60_000})
-    assert (snap.waiters, snap.pauses, snap.admitted, snap.paused_until) == (0, 0, 1, 0.0)
+    assert (snap.waiters, snap.pauses, snap.admitted, snap.paused_for) == (0, 0, 1, 0.0)
     text = repr(limiter)
     assert "requests=4/5 at 600/min" in text
     assert "tokens=400/500 at 60000/min" in text
@@ -486,17 +552,17 @@ arrivals = st.lists(
     arrivals=arrivals,
     tpm=st.integers(min_value=1_000, max_value=100_000),
     burst=st.floats(min_value=0.05, max_value=5),
-    backend=st.sampled_from([InProcessRateLimiter, SharedMemoryRateLimiter]),
+    store=st.sampled_from(list(STORES)),
 )
 def test_no_window_admits_more_than_burst_plus_rate_times_window(
     arrivals: list[tuple[float, int, float]],
     tpm: int,
     burst: float,
-    backend: type[LockedStateRateLimiter],
+    store: str,
 ) -> None:
     clock = FakeClock()
     limits = Limits(requests_per_minute=6 * tpm, tokens_per_minute=tpm, burst_seconds=burst)
-    limiter = backend(limits, clock=clock, sleep=clock.sleep)  # type: ignore[call-arg]
+    limiter = QuotaLimiter(STORES[store](limits, clock), clock=clock, sleep=clock.sleep)
     try:
         rate, capacity = tpm / 60.0, tpm / 60.0 * burst
         admitted: list[tuple[float, int]] = []

@@ -2,10 +2,10 @@
 
     execute(request)
       └─ RetryPolicy.retrying() loop (tenacity), for each attempt:
-           limiter.acquire(cost)            may end the request unsent (too large / waited too long)
+           limiter.admit(cost)              may end the request unsent (too large / waited too long)
            transport.complete(request, timeout)   providers/: litellm.completion by default
-             ok   -> limiter.observe(headers)
-             fail -> our typed error; a 429 also limiter.pause(retry_after) and observe
+             ok   -> limiter.observe(the limits its headers state)
+             fail -> our typed error; a 429 also limiter.pause(retry_after, admission), observe
       └─ after a success: settle with the limiter on actual usage (refund the unused reservation)
       └─ Outcome(index, response, error, UsageRecord, headers)
 
@@ -30,9 +30,10 @@ from llm_api_client.call.retry import RetryPolicy
 from llm_api_client.providers.answers import Usage, response_headers
 from llm_api_client.providers.base import Transport
 from llm_api_client.providers.pricing import cost_of
+from llm_api_client.providers.settlement import refund_for, settles_on_actual_usage
 from llm_api_client.providers.translate import translate_exception
-from llm_api_client.ratelimit import accounting
-from llm_api_client.ratelimit.base import Cost, RateLimiter
+from llm_api_client.ratelimit.base import Admission, Cost, RateLimiter
+from llm_api_client.ratelimit.headers import parse_rate_limit_headers
 from llm_api_client.records import UsageRecord
 
 __all__ = ["Outcome", "execute", "request_timeout"]
@@ -73,7 +74,7 @@ def execute(
     ``transport`` sends each attempt (``providers``). ``provider`` is where the request goes
     (``providers.models.provider_of``, resolved once by the coordinator): for its usage record,
     its price and its settlement. ``settlement`` overrides whether the provider settles on
-    actual usage (see ``ratelimit.accounting``). The caller's dict is not modified.
+    actual usage (see ``providers.settlement``). The caller's dict is not modified.
     """
     attempts = _Attempts(request, index, cost, limiter, transport, provider, clock, max_delay)
     response: Any = None
@@ -91,6 +92,7 @@ class _Attempts:
     """The attempts of one request: sends them and counts what the tracker needs."""
 
     __slots__ = (
+        "admission",
         "clock",
         "cost",
         "headers",
@@ -132,10 +134,11 @@ class _Attempts:
         self.rate_limited = 0
         self.response_time = 0.0
         self.headers: dict[str, str] = {}
+        self.admission: Admission | None = None
 
     def send(self) -> Any:
         """One attempt: admission, the call, and what the provider's answer teaches the limiter."""
-        self.limiter.acquire(self.cost, max_delay=self.max_delay)  # our errors end the request
+        self.admission = self.limiter.admit(self.cost, max_delay=self.max_delay)  # errors end it
         self.sent += 1
         start = self.clock()
         try:
@@ -151,7 +154,7 @@ class _Attempts:
         self.response_time = self.clock() - start
         self.headers = response_headers(response)
         # Every answer is news, even without headers: it ends the limiter's slow start.
-        self.limiter.observe(self.headers)
+        self.limiter.observe(parse_rate_limit_headers(self.headers))
         return response
 
     def _learn_from(self, error: errors.LLMAPIClientError) -> None:
@@ -160,9 +163,9 @@ class _Attempts:
         self.headers = dict(headers) if headers else {}
         if isinstance(error, errors.RateLimitError):
             self.rate_limited += 1
-            self.limiter.pause(_pause_for(error.retry_after))
+            self.limiter.pause(_pause_for(error.retry_after), self.admission)
         if self.headers or isinstance(error, errors.APIStatusError):
-            self.limiter.observe(self.headers)
+            self.limiter.observe(parse_rate_limit_headers(self.headers))
 
     def outcome(self, response: Any, error: errors.LLMAPIClientError | None) -> Outcome:
         if error is not None and error.index is None:  # the limiter's errors know no index
@@ -216,9 +219,9 @@ def _settle(
     settlement: str | None,
 ) -> None:
     """Give back the part of the admission cost a usage-settling provider did not charge."""
-    if not accounting.settles_on_actual_usage(model, provider, settlement):
+    if not settles_on_actual_usage(model, provider, settlement):
         return
     usage = Usage.of(response)
-    refund = accounting.refund_for(cost, usage.prompt, usage.completion)
+    refund = refund_for(cost, usage.prompt, usage.completion)
     if refund.tokens > 0:
         limiter.refund(refund)

@@ -1,34 +1,61 @@
 """The rate limiter: one quota for every thread of every worker process.
 
-``Limits`` and ``Cost`` describe the quota and a request; ``InProcessRateLimiter`` (threads) and
-``SharedMemoryRateLimiter`` (processes) implement ``RateLimiter``; ``headers`` reads what a
-provider says about its limits and ``accounting`` decides what to give back after an answer.
+::
+
+    caller ──acquire/admit, refund, pause, observe──▶ QuotaLimiter (limiter.py)
+                                                        waits and sleeps, on this process's clock
+                                                        │ one atomic operation each, durations only
+                                                        ▼
+                                                     QuotaStore (store.py)
+                                                        LocalStore (memory.py): threads of a process
+                                                        SharedMemoryStore (shared.py): processes
+                                                        │ calls, inside its lock, with its clock
+                                                        ▼
+                                                     bucket.py: the arithmetic, pure functions
+
+``Limits`` and ``Cost`` describe the quota and a request; ``ProviderLimits`` is what a provider
+stated (``headers`` parses it from HTTP headers, outside the limiter). ``InProcessRateLimiter`` and
+``SharedMemoryRateLimiter`` are the limiter over a new store of each kind.
 """
 
 from __future__ import annotations
 
-from llm_api_client.ratelimit.accounting import refund_for, settles_on_actual_usage
-from llm_api_client.ratelimit.base import Cost, LimiterSnapshot, Limits, RateLimiter
+from llm_api_client.ratelimit.base import (
+    Admission,
+    Cost,
+    LimiterSnapshot,
+    Limits,
+    ProviderLimits,
+    RateLimiter,
+    Turn,
+)
 from llm_api_client.ratelimit.headers import (
     RateLimitInfo,
     parse_rate_limit_headers,
     pause_seconds,
     retry_after_seconds,
 )
-from llm_api_client.ratelimit.memory import InProcessRateLimiter
-from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
+from llm_api_client.ratelimit.limiter import QuotaLimiter
+from llm_api_client.ratelimit.memory import InProcessRateLimiter, LocalStore
+from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter, SharedMemoryStore
+from llm_api_client.ratelimit.store import QuotaStore
 
 __all__ = [
+    "Admission",
     "Cost",
     "InProcessRateLimiter",
     "LimiterSnapshot",
     "Limits",
+    "LocalStore",
+    "ProviderLimits",
+    "QuotaLimiter",
+    "QuotaStore",
     "RateLimitInfo",
     "RateLimiter",
     "SharedMemoryRateLimiter",
+    "SharedMemoryStore",
+    "Turn",
     "parse_rate_limit_headers",
     "pause_seconds",
-    "refund_for",
     "retry_after_seconds",
-    "settles_on_actual_usage",
 ]

@@ -1,8 +1,10 @@
-"""Token-bucket arithmetic on a flat array of floats; the caller passes the time and holds the lock.
+"""Token-bucket arithmetic: pure functions over a flat array of floats and the store's ``now``.
 
-Every backend keeps its whole state in one array of float64 slots (a ``list`` in one process, a
-``memoryview`` over shared memory across processes), so the same functions serve both and the
-shared-memory layout below is the only one there is.
+This is the only place the arithmetic lives. Each ``QuotaStore`` operation is one function here
+(``take_turn``, ``claim_turn``, ``cancel_turn``, ``give_back``, ``pause``, ``learn``,
+``snapshot``), which a store calls inside its own atomicity (a lock; a Lua script for a network
+store) with its own clock. Times stay inside the state; what a function returns is a duration or
+a count, so the caller needs no clock in common with the store.
 
 Each bucket is kept in GCRA form ("generic cell rate algorithm"): its refill ``rate`` per second,
 its ``capacity`` and its theoretical arrival time ``tat``, the moment at which the bucket would be
@@ -15,54 +17,71 @@ Admission: a cost ``c`` is admitted by a bucket once its level reaches ``min(c, 
 request larger than the burst therefore starts when the bucket is full and leaves it in debt,
 which later requests wait out; in any window the admitted cost is at most
 ``max(capacity, largest cost) + rate * window``. Callers are served in the order they reserve
-(first come, first served), so a large request is never starved by small ones.
+(first come, first served), so a large request is never starved by small ones. A cost above a
+bucket's per-minute ``limit`` can never be admitted and is refused at once.
 
 Layout (float64 slots, native byte order; ``SLOTS`` in all)::
 
     0  LAYOUT        layout version (LAYOUT_VERSION), written last when the state is created
-    1  PAUSED_UNTIL  clock time until which nothing is admitted (a 429 said wait); 0 = never
+    1  PAUSED_UNTIL  time until which nothing is admitted (a 429 said wait); 0 = never
     2  PAUSES        how many times ``pause`` was called
     3  WAITERS       callers sleeping until their admission time
     4  ADMITTED      acquisitions admitted so far
     5  SHIFT         total seconds the schedule was pushed back by pauses (waiters add it)
     6  PROBE_UNTIL   slow start: inf = armed, t = others wait until t (or news), 0 = off
     7  PROBE_SECONDS how long the first request may keep the others waiting
-    8 + 4*i + 0  RATE      bucket i's refill per second; 0 = unlimited (bucket off)
-    8 + 4*i + 1  CAPACITY  bucket i's burst, in its unit (requests or tokens)
-    8 + 4*i + 2  TAT       bucket i's theoretical arrival time (clock time)
-    8 + 4*i + 3  LEARNED   the per-minute limit a provider's header set; 0 = none
+    8  EPISODES      429 episodes: 429s of requests admitted after the previous episode began
+    9  BURST_SECONDS seconds of its rate each bucket holds
+    10 + 5*i + 0  RATE        bucket i's refill per second (its pace); 0 = unlimited (bucket off)
+    10 + 5*i + 1  CAPACITY    bucket i's burst, in its unit (requests or tokens)
+    10 + 5*i + 2  TAT         bucket i's theoretical arrival time
+    10 + 5*i + 3  LIMIT       bucket i's per-minute limit: configured, or a provider's lower one
+    10 + 5*i + 4  CONFIGURED  bucket i's configured per-minute limit; 0 = none
 
-with buckets ``i`` = 0 requests, 1 tokens, 2 input_tokens, 3 output_tokens (``BUCKETS``).
+with buckets ``i`` = 0 requests, 1 tokens, 2 input_tokens, 3 output_tokens (``BUCKETS``). The pace
+is the limit, or less after repeated 429s that came with no limit to learn.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import MutableSequence
 
-from llm_api_client._constants import MIN_REQUEST_BUCKET_CAPACITY
+from llm_api_client._constants import (
+    MIN_REQUEST_BUCKET_CAPACITY,
+    RATE_DECREASE_ON_REPEATED_429,
+    REPEATED_429_SECONDS,
+)
 from llm_api_client.errors import (
     ConfigurationError,
     RateLimitDelayExceeded,
     RequestTooLargeError,
 )
-from llm_api_client.ratelimit.base import Cost, Limits
+from llm_api_client.ratelimit.base import Cost, LimiterSnapshot, Limits, ProviderLimits, Turn
 
 State = MutableSequence[float]
 Costs = tuple[float, float, float, float]
 
 BUCKETS = ("requests", "tokens", "input_tokens", "output_tokens")
-LAYOUT_VERSION = 1.0
-LAYOUT, PAUSED_UNTIL, PAUSES, WAITERS, ADMITTED, SHIFT, PROBE_UNTIL, PROBE_SECONDS = range(8)
-HEADER_SLOTS = 8
-FIELDS = 4
-RATE, CAPACITY, TAT, LEARNED = range(FIELDS)
+LAYOUT_VERSION = 2.0
+(LAYOUT, PAUSED_UNTIL, PAUSES, WAITERS, ADMITTED, SHIFT, PROBE_UNTIL, PROBE_SECONDS, EPISODES,
+ BURST_SECONDS) = range(10)  # fmt: skip
+HEADER_SLOTS = 10
+FIELDS = 5
+RATE, CAPACITY, TAT, LIMIT, CONFIGURED = range(FIELDS)
 SLOTS = HEADER_SLOTS + FIELDS * len(BUCKETS)
 _BASES = tuple(HEADER_SLOTS + FIELDS * i for i in range(len(BUCKETS)))
 # Waits shorter than this are rounding (clock times near 1e6 s carry about 1e-10 s of error).
 _TIME_EPSILON = 1e-9
-# A cost may exceed a per-minute limit by this relative margin (float rounding of rate * 60).
-_PER_MINUTE_WITH_TOLERANCE = 60.0 * (1 + 1e-9)
+# A cost may exceed a per-minute limit by this relative margin (float rounding).
+_LIMIT_TOLERANCE = 1 + 1e-9
+# Every acquisition makes a Turn: a NamedTuple's generated __new__ costs as much as a tenth of the
+# whole uncontended acquisition; tuple.__new__ builds the same object for less.
+_new_turn = functools.partial(tuple.__new__, Turn)
+
+
+# --- creating a state ---------------------------------------------------------------------------
 
 
 def configured_limits(limits: Limits) -> tuple[float | None, ...]:
@@ -81,16 +100,6 @@ def configured_limits(limits: Limits) -> tuple[float | None, ...]:
     return values
 
 
-def capacity_for(index: int, per_minute: float, burst_seconds: float) -> float:
-    """A bucket's burst: ``burst_seconds`` of its limit, and never less than one whole request."""
-    capacity = per_minute / 60.0 * burst_seconds
-    if BUCKETS[index] == "requests":
-        # Below one request, a request admitted on a partial level could reach a provider whose
-        # own bucket has not yet refilled a whole one (see the debt rule in the module doc).
-        capacity = max(capacity, MIN_REQUEST_BUCKET_CAPACITY)
-    return capacity
-
-
 def initial_state(limits: Limits, now: float, probe_seconds: float = 0.0) -> list[float]:
     """A new state with every configured bucket full at ``now``; ``probe_seconds``: slow start."""
     if not (math.isfinite(probe_seconds) and probe_seconds >= 0):
@@ -99,12 +108,11 @@ def initial_state(limits: Limits, now: float, probe_seconds: float = 0.0) -> lis
     if probe_seconds > 0:
         state[PROBE_UNTIL] = math.inf
         state[PROBE_SECONDS] = probe_seconds
+    state[BURST_SECONDS] = limits.burst_seconds
     for index, per_minute in enumerate(configured_limits(limits)):
         if per_minute is not None:
-            base = _BASES[index]
-            state[base + RATE] = per_minute / 60.0
-            state[base + CAPACITY] = capacity_for(index, per_minute, limits.burst_seconds)
-            state[base + TAT] = now
+            state[_BASES[index] + CONFIGURED] = per_minute
+            _set_limit(state, index, per_minute, now)
     state[LAYOUT] = LAYOUT_VERSION
     return state
 
@@ -113,6 +121,28 @@ def costs_of(cost: Cost) -> Costs:
     """A cost as one amount per bucket, in ``BUCKETS`` order."""
     return (cost.requests, cost.input_tokens + cost.output_tokens, cost.input_tokens,
             cost.output_tokens)  # fmt: skip
+
+
+# --- reserve: take a cost for its turn ----------------------------------------------------------
+
+
+def take_turn(state: State, costs: Costs, now: float, max_delay: float | None) -> Turn:
+    """Reserve ``costs`` for their turn: admitted now (``wait`` 0) or in ``wait`` seconds.
+
+    A caller told to wait is counted as a waiter until it claims or cancels its turn. Slow start
+    may hold the caller instead: nothing is taken, and ``wait`` says how long the first request's
+    answer may still be awaited. Raises as ``reserve`` does, taking nothing.
+    """
+    if state[PROBE_UNTIL]:
+        hold = probe_hold(state, now)
+        if hold:
+            return Turn(hold, state[SHIFT], int(state[EPISODES]), held=True)
+    at = reserve(state, costs, now, max_delay)
+    if state[PROBE_UNTIL]:
+        start_probe(state, at)
+    if at > now:
+        state[WAITERS] += 1
+    return _new_turn((at - now, state[SHIFT], int(state[EPISODES]), False))
 
 
 def reserve(state: State, costs: Costs, now: float, max_delay: float | None) -> float:
@@ -132,8 +162,8 @@ def reserve(state: State, costs: Costs, now: float, max_delay: float | None) -> 
         if cost > 0:
             rate = state[base + RATE]
             if rate > 0:
-                if cost > rate * _PER_MINUTE_WITH_TOLERANCE:
-                    raise _too_large(_BASES.index(base), cost, rate)
+                if cost > state[base + LIMIT] * _LIMIT_TOLERANCE:
+                    raise _too_large(_BASES.index(base), cost, state[base + LIMIT])
                 spare = state[base + CAPACITY] - cost  # a cost above the burst needs a full bucket
                 turn = state[base + TAT] - (spare if spare > 0 else 0.0) / rate
                 if turn > at:
@@ -158,14 +188,32 @@ def delay_exceeded(delay: float, max_delay: float) -> RateLimitDelayExceeded:
     )
 
 
-def _too_large(index: int, cost: float, rate: float) -> RequestTooLargeError:
+def _too_large(index: int, cost: float, per_minute: float) -> RequestTooLargeError:
     name = BUCKETS[index]
     return RequestTooLargeError(
-        f"the request needs {cost:g} {name} but the limit is {rate * 60:g} {name} per minute",
+        f"the request needs {cost:g} {name} but the limit is {per_minute:g} {name} per minute",
         bucket=name,
         cost=cost,
-        limit_per_minute=rate * 60.0,
+        limit_per_minute=per_minute,
     )
+
+
+def claim_turn(state: State, shift: float) -> float:
+    """A waiter whose turn has come claims it; returns the schedule's shift now.
+
+    Equal to the waiter's ``shift``: no pause moved the turn, the waiter is admitted and no longer
+    counted. Larger: pauses moved the turn back by the difference, to be slept first.
+    """
+    current = state[SHIFT]
+    if current == shift:
+        state[WAITERS] -= 1
+    return current
+
+
+def cancel_turn(state: State, costs: Costs, now: float) -> None:
+    """A waiter gives up its turn (max_delay passed during a pause, or cancelled): cost back."""
+    give_back(state, costs, now)
+    state[WAITERS] -= 1
 
 
 def give_back(state: State, costs: Costs, now: float) -> None:
@@ -176,6 +224,9 @@ def give_back(state: State, costs: Costs, now: float) -> None:
         rate = state[base + RATE]
         if cost > 0 and rate > 0:
             state[base + TAT] = max(now, state[base + TAT] - cost / rate)
+
+
+# --- levels and limits --------------------------------------------------------------------------
 
 
 def level(state: State, index: int, now: float) -> float:
@@ -206,31 +257,68 @@ def lower_level(state: State, index: int, remaining: float, now: float) -> None:
         set_level(state, index, remaining, now)
 
 
-def learn_limit(
-    state: State,
-    index: int,
-    per_minute: float,
-    configured: float | None,
-    burst_seconds: float,
-    now: float,
-) -> None:
-    """A provider's per-minute limit: run at ``min(configured, per_minute)``.
+def capacity_for(index: int, per_minute: float, burst_seconds: float) -> float:
+    """A bucket's burst: ``burst_seconds`` of its pace, and never less than one whole request."""
+    capacity = per_minute / 60.0 * burst_seconds
+    if BUCKETS[index] == "requests":
+        # Below one request, a request admitted on a partial level could reach a provider whose
+        # own bucket has not yet refilled a whole one (see the debt rule in the module doc).
+        capacity = max(capacity, MIN_REQUEST_BUCKET_CAPACITY)
+    return capacity
 
-    What was already spent (capacity - level) stays spent: the requests just sent count against
-    the new, smaller bucket too, so a lowered limit does not let a second wave through.
+
+def learn_limit(state: State, index: int, per_minute: float, now: float) -> None:
+    """A provider's per-minute limit: the bucket's limit and pace become ``min(configured, it)``.
+
+    Only a change is news: a provider repeating the limit in force leaves a pace that repeated
+    429s lowered under it where it is.
     """
     if not (math.isfinite(per_minute) and per_minute > 0):
         return
     base = _BASES[index]
-    target = per_minute if configured is None else min(per_minute, configured)
-    if target / 60.0 == state[base + RATE]:
-        return
+    configured = state[base + CONFIGURED]
+    target = min(per_minute, configured) if configured else per_minute
+    if target != state[base + LIMIT]:
+        _set_limit(state, index, target, now)
+
+
+def slow_down(state: State, now: float) -> None:
+    """Pace every limited bucket at ``RATE_DECREASE_ON_REPEATED_429`` of its rate; limits stay."""
+    for index, base in enumerate(_BASES):
+        if state[base + RATE] > 0:
+            _set_pace(state, index, state[base + RATE] * 60.0 * RATE_DECREASE_ON_REPEATED_429, now)
+
+
+def _set_limit(state: State, index: int, per_minute: float, now: float) -> None:
+    state[_BASES[index] + LIMIT] = per_minute
+    _set_pace(state, index, per_minute, now)
+
+
+def _set_pace(state: State, index: int, per_minute: float, now: float) -> None:
+    """Refill bucket ``index`` at ``per_minute``, its burst resized to match.
+
+    What was already spent (capacity - level) stays spent: the requests just sent count against
+    the new, smaller bucket too, so a lowered pace does not let a second wave through.
+    """
+    base = _BASES[index]
     current = level(state, index, now)
     spent = state[base + CAPACITY] - current if math.isfinite(current) else 0.0  # 0: was off
-    state[base + RATE] = target / 60.0
-    state[base + CAPACITY] = capacity_for(index, target, burst_seconds)
-    state[base + LEARNED] = target if configured is None or target < configured else 0.0
+    state[base + RATE] = per_minute / 60.0
+    state[base + CAPACITY] = capacity_for(index, per_minute, state[BURST_SECONDS])
     set_level(state, index, state[base + CAPACITY] - spent, now)
+
+
+def learn(state: State, limits: ProviderLimits, now: float) -> None:
+    """What a provider's answer said: its limits, then what remains; any answer ends slow start."""
+    for name, per_minute in limits.limits.items():
+        learn_limit(state, BUCKETS.index(name), per_minute, now)
+    for name, left in limits.remaining.items():
+        lower_level(state, BUCKETS.index(name), left, now)
+    # Only now, with the provider's limits in place, may slow start's waiters go on.
+    heard(state)
+
+
+# --- slow start ---------------------------------------------------------------------------------
 
 
 def probe_hold(state: State, now: float) -> float:
@@ -260,13 +348,25 @@ def heard(state: State) -> None:
     state[PROBE_UNTIL] = 0.0
 
 
-def pause(state: State, seconds: float, now: float) -> None:
-    """Admit nothing until ``now + seconds``; the limiter's time stands still meanwhile.
+# --- 429s ---------------------------------------------------------------------------------------
+
+
+def pause(state: State, seconds: float, now: float, episode: int | None = None) -> None:
+    """A 429: admit nothing until ``now + seconds``; the limiter's time stands still meanwhile.
 
     Reservations not yet reached and every bucket's schedule move back by however much the pause
     was extended, so when it ends callers resume at the paced rate instead of all at once.
+    ``episode`` is the rejected request's (``Turn.episode`` when it was admitted; None: unknown):
+    a request admitted after the latest episode began starts a new one, and a new episode soon
+    after the previous pause ended lowers the pace (``slow_down``).
     """
     state[PAUSES] += 1
+    heard(state)
+    if episode is not None and episode >= state[EPISODES]:
+        repeated = state[EPISODES] > 0 and now - state[PAUSED_UNTIL] <= REPEATED_429_SECONDS
+        state[EPISODES] += 1
+        if repeated:
+            slow_down(state, now)
     if not (math.isfinite(seconds) and seconds > 0):
         return
     start = max(now, state[PAUSED_UNTIL])
@@ -278,3 +378,34 @@ def pause(state: State, seconds: float, now: float) -> None:
     for base in _BASES:
         if state[base + RATE] > 0:
             state[base + TAT] = max(state[base + TAT], start) + extension
+
+
+# --- observing ----------------------------------------------------------------------------------
+
+
+def snapshot(state: State, now: float) -> LimiterSnapshot:
+    """A ``LimiterSnapshot`` of the state at ``now`` (call it on a copy, or under the lock)."""
+    levels: dict[str, float] = {}
+    rates: dict[str, float] = {}
+    capacities: dict[str, float] = {}
+    learned: dict[str, float] = {}
+    for index, name in enumerate(BUCKETS):
+        base = _BASES[index]
+        if state[base + RATE] > 0:
+            levels[name] = level(state, index, now)
+            rates[name] = state[base + RATE] * 60.0
+            capacities[name] = state[base + CAPACITY]
+            configured = state[base + CONFIGURED]
+            if not configured or rates[name] < configured / _LIMIT_TOLERANCE:
+                learned[name] = rates[name]
+    return LimiterSnapshot(
+        levels=levels,
+        rates_per_minute=rates,
+        waiters=round(state[WAITERS]),
+        paused_for=max(0.0, state[PAUSED_UNTIL] - now),
+        pauses=round(state[PAUSES]),
+        learned=learned,
+        capacities=capacities,
+        admitted=round(state[ADMITTED]),
+        episodes=round(state[EPISODES]),
+    )

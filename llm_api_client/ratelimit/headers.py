@@ -17,10 +17,12 @@ and may carry litellm's ``llm_provider-`` prefix (read by the one header normali
 ``providers.answers.normalize_headers``). Values that make no sense (negative, nan,
 infinite, absurdly large) are ignored rather than trusted.
 
-Example::
+Pure functions of the headers: the limiter never sees HTTP. Whoever holds an answer parses its
+headers here and hands the limiter the result, a ``ProviderLimits``::
 
     info = parse_rate_limit_headers(response._hidden_params["additional_headers"])
     info.limits  # {"requests": 60.0, "tokens": 150000.0}
+    limiter.observe(info)
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from datetime import datetime
 
 from llm_api_client._constants import MAX_PLAUSIBLE_RETRY_AFTER_SECONDS
 from llm_api_client.providers.answers import normalize_headers
+from llm_api_client.ratelimit.base import ProviderLimits
 
 __all__ = [
     "RateLimitInfo",
@@ -56,15 +59,13 @@ _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs"
 
 
 @dataclass(frozen=True)
-class RateLimitInfo:
+class RateLimitInfo(ProviderLimits):
     """Everything a response's headers said about rate limits, by bucket name.
 
-    Bucket names are the limiter's: ``requests``, ``tokens``, ``input_tokens``, ``output_tokens``.
+    The ``ProviderLimits`` the limiter learns from (``limits``, ``remaining``), and more:
     ``resets`` are seconds from now; ``retry_after`` is seconds, or None when not given.
     """
 
-    limits: Mapping[str, float] = field(default_factory=dict)
-    remaining: Mapping[str, float] = field(default_factory=dict)
     resets: Mapping[str, float] = field(default_factory=dict)
     retry_after: float | None = None
 

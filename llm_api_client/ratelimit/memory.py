@@ -1,7 +1,8 @@
-"""``InProcessRateLimiter``: one quota for the threads of one process.
+"""``LocalStore``: the quota of the threads of one process; ``InProcessRateLimiter`` over it.
 
 Use it when a batch runs in the calling process (no worker processes), and in tests. Its state is
-a plain list behind a ``threading.Lock``; the protocol is ``core``'s, the arithmetic ``bucket``'s.
+a plain list behind a ``threading.Lock``; the operations are ``store.LockedStore``'s, the
+arithmetic ``bucket``'s.
 
 Example::
 
@@ -16,18 +17,32 @@ import time
 
 from llm_api_client.ratelimit import bucket
 from llm_api_client.ratelimit.base import Clock, Limits, Sleep
-from llm_api_client.ratelimit.core import LockedStateRateLimiter
+from llm_api_client.ratelimit.limiter import QuotaLimiter
+from llm_api_client.ratelimit.store import LockedStore
 
-__all__ = ["InProcessRateLimiter"]
+__all__ = ["InProcessRateLimiter", "LocalStore"]
 
 
-class InProcessRateLimiter(LockedStateRateLimiter):
-    """A token-bucket limiter shared by the threads of one process.
+class LocalStore(LockedStore):
+    """A quota in this process's memory, for its threads.
 
-    ``clock`` and ``sleep`` are injected (tests pass a fake clock whose sleep moves it); a
-    ``sleep`` that raises (to cancel a batch) ends the acquisition and gives its reservation back.
-    ``probe_seconds`` > 0 turns on slow start: the first request goes alone and the others wait
-    for the provider's first answer (``observe`` or ``pause``), at most that long.
+    ``clock`` is the store's time; ``probe_seconds`` > 0 turns on slow start: the first request
+    goes alone and the others wait for the provider's first answer (``learn`` or ``pause``), at
+    most that long.
+    """
+
+    def __init__(
+        self, limits: Limits, *, clock: Clock = time.monotonic, probe_seconds: float = 0.0
+    ) -> None:
+        super().__init__(limits, clock)
+        self._lock = threading.Lock()
+        self._state = bucket.initial_state(limits, clock(), probe_seconds)
+
+
+class InProcessRateLimiter(QuotaLimiter):
+    """The rate limiter over a new ``LocalStore``: one quota for the threads of one process.
+
+    ``clock`` is both the store's and the limiter's; ``sleep`` as for ``QuotaLimiter``.
     """
 
     def __init__(
@@ -38,6 +53,5 @@ class InProcessRateLimiter(LockedStateRateLimiter):
         sleep: Sleep = time.sleep,
         probe_seconds: float = 0.0,
     ) -> None:
-        super().__init__(limits, clock, sleep)
-        self._lock = threading.Lock()
-        self._state = bucket.initial_state(limits, clock(), probe_seconds)
+        store = LocalStore(limits, clock=clock, probe_seconds=probe_seconds)
+        super().__init__(store, clock=clock, sleep=sleep)

@@ -1,9 +1,11 @@
 """Settlement: after an answer, does the provider keep what we charged at admission?
 
+Provider policy, on the caller's side of the limiter (which only counts what it is told).
 OpenAI (and Azure OpenAI) count a request's prompt plus its ``max_tokens`` against the token
 limit when the request arrives and keep that charge; the limiter does the same and gives nothing
 back. Anthropic counts output tokens as they are produced, so what a request did not generate is
-free again: the limiter refunds the unused part of the output it charged. The request worker does::
+free again: the limiter is refunded the unused part of the output it charged. The request worker
+(``call``) does::
 
     if settles_on_actual_usage(model):
         limiter.refund(refund_for(cost, usage.prompt_tokens, usage.completion_tokens))
@@ -14,6 +16,7 @@ from __future__ import annotations
 import functools
 
 from llm_api_client.errors import ConfigurationError
+from llm_api_client.providers import models
 from llm_api_client.ratelimit.base import Cost
 
 __all__ = ["SETTLEMENTS", "refund_for", "settles_on_actual_usage"]
@@ -49,15 +52,8 @@ def _provider_settles_on_actual(model: str, custom_llm_provider: str | None) -> 
 
 
 def _provider_of(model: str, custom_llm_provider: str | None) -> str | None:
-    from llm_api_client import _offline
-
-    litellm = _offline.litellm()
-    try:
-        return str(
-            litellm.get_llm_provider(model=model, custom_llm_provider=custom_llm_provider)[1]
-        )
-    except Exception:  # litellm raises its BadRequestError (and others) for unknown models
-        return None
+    found = models.resolve(model, custom_llm_provider)
+    return None if found is None else found[1]
 
 
 def refund_for(charged: Cost, prompt_tokens: int, completion_tokens: int) -> Cost:

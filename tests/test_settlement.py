@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from llm_api_client.errors import ConfigurationError
+from llm_api_client.providers.settlement import refund_for, settles_on_actual_usage
 from llm_api_client.ratelimit import Cost, InProcessRateLimiter, Limits
-from llm_api_client.ratelimit.accounting import refund_for, settles_on_actual_usage
 
 
 @pytest.mark.parametrize(
