@@ -33,7 +33,11 @@ class Backend(Protocol):
         ...
 
     def abandon(self) -> None:
-        """Give up everything in flight now (timeout, Ctrl-C): nothing more is sent for it."""
+        """Give up everything in flight now (timeout, Ctrl-C): nothing more is sent for it.
+
+        Outcomes not yet polled are never polled; calls already on the wire are cut or, where
+        they cannot be, finish unseen by the batch (see each backend).
+        """
         ...
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from llm_api_client.engine import cancellation
 from llm_api_client.engine.messages import CallItem
 from llm_api_client.errors import LLMAPIClientError
 from llm_api_client.pipeline.call import Outcome, execute
@@ -52,6 +53,7 @@ def run_item(item: CallItem, limiter: RateLimiter, config: ExecutionConfig) -> O
             policy=_policy(item.max_retries),
             max_delay=config.max_delay,
             completion=_completion(config),
+            sleep=cancellation.sleep,  # a retry's backoff ends when the batch is abandoned
         )
     except BaseException as exc:
         return failed_outcome(item.index, item.request, _internal_error(exc))

@@ -11,7 +11,8 @@ coordinator holds no copy of a result pipe's write end, so a dead worker's pipe 
 after its last whole message, and nothing else is affected.
 
 Workers are forked: they inherit the shared-memory rate limiter and its lock, and start in
-milliseconds (spawning would re-import litellm, about 4 s each).
+milliseconds (spawning would re-import litellm, about 4 s each). The backend owns that limiter:
+``close`` unlinks it after the workers.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from llm_api_client.engine.messages import STOP, CallItem, WorkerExited, decode,
 from llm_api_client.engine.warmup import build_response_types, warm_litellm
 from llm_api_client.engine.worker import worker_main
 from llm_api_client.pipeline.call import Outcome
-from llm_api_client.ratelimit.base import RateLimiter
+from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
 
 # Items queued to a worker beyond its threads, so a thread that finishes finds work at once.
 PREFETCH_PER_WORKER = 4
@@ -52,10 +53,14 @@ class _Worker:
 
 
 class ProcessBackend:
-    """``processes`` forked workers x ``threads`` threads, one shared rate limiter."""
+    """``processes`` forked workers x ``threads`` threads, one shared rate limiter it owns."""
 
     def __init__(
-        self, limiter: RateLimiter, config: ExecutionConfig, processes: int, threads: int
+        self,
+        limiter: SharedMemoryRateLimiter,
+        config: ExecutionConfig,
+        processes: int,
+        threads: int,
     ) -> None:
         if config.completion is None:
             warm_litellm()  # before forking: paid once, inherited by every worker
@@ -183,6 +188,7 @@ class ProcessBackend:
                 worker.process.kill()
         for worker in list(self._workers):
             self._retire(worker)
+        self._limiter.close()
 
     def __repr__(self) -> str:
         alive = sum(w.process.is_alive() for w in self._workers)
