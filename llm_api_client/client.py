@@ -10,6 +10,7 @@ kept. New: ``stream`` (results as they finish, any iterable in, bounded memory),
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
@@ -63,6 +64,7 @@ class _Resources:
         self.backend: Backend | None = None
         self.backend_key: tuple[int, int] | None = None
         self.limiter: RateLimiter | None = None
+        _ALL_RESOURCES.add(self)
 
     def close_backend(self) -> None:
         backend, self.backend, self.backend_key = self.backend, None, None
@@ -74,6 +76,25 @@ class _Resources:
         limiter, self.limiter = self.limiter, None
         if limiter is not None:
             limiter.close()
+
+    def forget(self) -> None:
+        """In a forked child: start over, leaving the parent's workers and limiter to it."""
+        backend, self.backend, self.backend_key, self.limiter = self.backend, None, None, None
+        if backend is not None:
+            backend.forget()
+
+
+_ALL_RESOURCES: weakref.WeakSet[_Resources] = weakref.WeakSet()
+
+
+def _forget_inherited_resources() -> None:
+    for resources in list(_ALL_RESOURCES):
+        resources.forget()
+
+
+# A forked child that used a client's workers would fail every request, and one that exits
+# normally would terminate them; instead its clients start their own workers when next used.
+os.register_at_fork(after_in_child=_forget_inherited_resources)
 
 
 class APIClient:

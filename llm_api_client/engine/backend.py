@@ -43,3 +43,7 @@ class Backend(Protocol):
     def close(self) -> None:
         """Finish and release the workers."""
         ...
+
+    def forget(self) -> None:
+        """In a forked child: drop the parent's workers without touching them."""
+        ...

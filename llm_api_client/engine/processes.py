@@ -12,7 +12,8 @@ after its last whole message, and nothing else is affected.
 
 Workers are forked: they inherit the shared-memory rate limiter and its lock, and start in
 milliseconds (spawning would re-import litellm, about 4 s each). The backend owns that limiter:
-``close`` unlinks it after the workers.
+``close`` unlinks it after the workers, and if the coordinator dies first (SIGTERM, SIGKILL) a
+worker unlinks it on its way out, so the segment never outlives them.
 """
 
 from __future__ import annotations
@@ -189,6 +190,20 @@ class ProcessBackend:
         for worker in list(self._workers):
             self._retire(worker)
         self._limiter.close()
+
+    def forget(self) -> None:
+        """In a forked child: let go of the parent's workers without touching them.
+
+        The child closes only its copies of their pipes, and takes them off multiprocess's list
+        of this process's children, which would otherwise terminate them when the child exits.
+        The limiter is left mapped: a worker forked from here may be using it.
+        """
+        for worker in self._workers:
+            worker.tasks.close()
+            worker.results.close()
+            multiprocess.process._children.discard(worker.process)
+        self._workers = []
+        self._owner_of.clear()
 
     def __repr__(self) -> str:
         alive = sum(w.process.is_alive() for w in self._workers)

@@ -112,6 +112,9 @@ class ThreadBackend:
             for worker in self._workers:
                 worker.join()
 
+    def forget(self) -> None:
+        """In a forked child: nothing to release, the threads did not come along."""
+
     def __repr__(self) -> str:
         return (
             f"<ThreadBackend threads={len(self._workers)}/{self._threads} "

@@ -88,6 +88,14 @@ class _Segment:
             raise RuntimeError(f"shared memory {name!r} does not hold a rate limiter")
         return segment
 
+    def unlink(self) -> None:
+        """Remove the block's name, from any process that inherited the creator's mapping.
+
+        Only the first call anywhere removes it (and tells the resource tracker); mappings stay.
+        """
+        if self._owner is not None:
+            self._unlink()
+
     def close(self) -> None:
         """Unmap (idempotent); in the creating process, also unlink the block."""
         self._view.release()
@@ -167,6 +175,13 @@ class SharedMemoryRateLimiter(LockedStateRateLimiter):
     def close(self) -> None:
         """Unmap the block; the creating process also unlinks it. Idempotent."""
         self._finalizer()
+
+    def unlink(self) -> None:
+        """Remove the block's name now; for a worker whose coordinator died without closing it.
+
+        Works in any process forked from the creator; the mappings stay valid. Idempotent.
+        """
+        self._segment.unlink()
 
     def __repr__(self) -> str:
         if not self._finalizer.alive:
