@@ -10,11 +10,12 @@ kept. New: ``stream`` (results as they finish, any iterable in, bounded memory),
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_api_client import _settings
 from llm_api_client._constants import (
@@ -46,6 +47,9 @@ from llm_api_client.ratelimit.base import Limits, RateLimiter
 from llm_api_client.records import Result
 from llm_api_client.tracker import APIUsageTracker
 
+if TYPE_CHECKING:
+    from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
+
 logger = logging.getLogger("llm_api_client")
 
 
@@ -53,13 +57,16 @@ class _Resources:
     """What a client owns outside Python's heap: worker processes and shared memory.
 
     Kept apart from the client so a ``weakref.finalize`` can release them when the client is
-    collected or the interpreter exits, without the finalizer holding the client alive.
+    collected or the interpreter exits, without the finalizer holding the client alive. The
+    in-process ``limiter`` outlives each thread backend, so successive batches share one quota;
+    a process backend owns its own shared-memory limiter.
     """
 
     def __init__(self) -> None:
         self.backend: Backend | None = None
         self.backend_key: tuple[int, int] | None = None
         self.limiter: RateLimiter | None = None
+        _ALL_RESOURCES.add(self)
 
     def close_backend(self) -> None:
         backend, self.backend, self.backend_key = self.backend, None, None
@@ -71,6 +78,25 @@ class _Resources:
         limiter, self.limiter = self.limiter, None
         if limiter is not None:
             limiter.close()
+
+    def forget(self) -> None:
+        """In a forked child: start over, leaving the parent's workers and limiter to it."""
+        backend, self.backend, self.backend_key, self.limiter = self.backend, None, None, None
+        if backend is not None:
+            backend.forget()
+
+
+_ALL_RESOURCES: weakref.WeakSet[_Resources] = weakref.WeakSet()
+
+
+def _forget_inherited_resources() -> None:
+    for resources in list(_ALL_RESOURCES):
+        resources.forget()
+
+
+# A forked child that used a client's workers would fail every request, and one that exits
+# normally would terminate them; instead its clients start their own workers when next used.
+os.register_at_fork(after_in_child=_forget_inherited_resources)
 
 
 class APIClient:
@@ -392,25 +418,30 @@ class APIClient:
         return self._resources.backend, window
 
     def _start_backend(self, processes: int, threads: int) -> Backend:
-        limiter = self._limiter()
+        """Threads get the client's in-process limiter; worker processes a shared-memory one."""
         if processes == 0:
             from llm_api_client.engine.threads import ThreadBackend
 
-            return ThreadBackend(limiter, self._execution, threads)
+            if self._resources.limiter is None:
+                self._resources.limiter = self._make_limiter()
+            late_usage = self._tracker.add_calls  # the tracker, not the client: no cycle
+            return ThreadBackend(
+                self._resources.limiter, self._execution, threads, late_usage=late_usage
+            )
         from llm_api_client.engine.processes import ProcessBackend
 
-        return ProcessBackend(limiter, self._execution, processes, threads)
-
-    def _limiter(self) -> RateLimiter:
-        if self._resources.limiter is None:
-            self._resources.limiter = self._make_limiter()
-        return self._resources.limiter
+        return ProcessBackend(self._make_shared_limiter(), self._execution, processes, threads)
 
     def _make_limiter(self) -> RateLimiter:
-        if self.processes == 0:
-            from llm_api_client.ratelimit.memory import InProcessRateLimiter
+        from llm_api_client.engine import cancellation
+        from llm_api_client.ratelimit.memory import InProcessRateLimiter
 
-            return InProcessRateLimiter(self.limits, probe_seconds=DEFAULT_PROBE_SECONDS)
+        # cancellation.sleep: a request waiting for its turn is not sent once abandoned.
+        return InProcessRateLimiter(
+            self.limits, probe_seconds=DEFAULT_PROBE_SECONDS, sleep=cancellation.sleep
+        )
+
+    def _make_shared_limiter(self) -> SharedMemoryRateLimiter:
         from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
 
         return SharedMemoryRateLimiter(self.limits, probe_seconds=DEFAULT_PROBE_SECONDS)

@@ -74,6 +74,9 @@ class ModelUsage:
             self.responses += 1
         else:
             self.errors += 1
+        self.add_calls(record)
+
+    def add_calls(self, record: UsageRecord) -> None:
         self.attempts += record.attempts
         self.rate_limited += record.rate_limited
         self.prompt_tokens += record.prompt_tokens
@@ -120,6 +123,18 @@ class APIUsageTracker:
         """Count one finished request."""
         with self._lock:
             self._add(record)
+
+    def add_calls(self, record: UsageRecord) -> None:
+        """Count the calls of a request its batch gave up on: attempts, tokens and cost only.
+
+        A call already on the wire when a batch is abandoned (timeout, ``break``, Ctrl-C) still
+        reaches the provider and is paid for; the request itself is not counted again.
+        """
+        if not record.attempts:
+            return  # never sent: nothing was spent
+        with self._lock:
+            self._totals.add_calls(record)
+            self._by_model.setdefault(record.model, ModelUsage()).add_calls(record)
 
     def add_many(self, records: Iterable[UsageRecord]) -> None:
         """Count several finished requests under one lock acquisition."""

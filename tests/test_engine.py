@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 
 import pytest
 
@@ -83,14 +84,43 @@ def test_stream_reads_its_input_lazily(client):
     assert next(pulled) < 200  # a window, not the whole generator
 
 
-def test_stop_ends_dispatch_and_keeps_finished_results(client):
-    stream = client.stream(chat(f"q{i} #sleep=0.01") for i in range(10_000))
+def test_stop_ends_dispatch_and_the_requests_in_flight_still_finish(client):
+    stream = client.stream(chat(f"q{i} #sleep=0.3") for i in range(10_000))
     results = [next(stream)]
     stream.stop()
+    in_flight = stream.in_flight
     results.extend(stream)
 
+    assert in_flight > 0  # so the assertions below are about requests cut or finished
     assert all(r.ok for r in results)
-    assert len(results) < 200
+    assert sorted(r.index for r in results) == list(range(stream.submitted))
+    assert stream.stop_reason == "stopped"
+
+
+def test_map_consumed_through_zip_leaves_the_client_free(client):
+    rows = [f"row {i}" for i in range(5)]
+    results = client.map(chat, rows)  # kept in a variable: zip never asks it for a sixth
+
+    pairs = list(zip(rows, results, strict=False))
+
+    assert [result.index for _, result in pairs] == list(range(5))
+    assert client.make_requests([chat("next batch")])[0] is not None
+
+
+def test_an_error_in_the_requests_comes_after_the_results_before_it():
+    def requests():
+        yield chat("q0")
+        yield chat("q1")
+        raise ValueError("row 2 is unreadable")
+
+    results = []
+    client = APIClient(None, None, processes=0, completion=FakeCompletion())
+    # One at a time: the error is met while reading ahead to learn whether q1 was the last.
+    with client, pytest.raises(ValueError, match="row 2"):
+        for result in client.stream(requests(), max_workers=1):
+            results.append(result)
+
+    assert [r.index for r in results] == [0, 1]
 
 
 def test_retries_apply_to_retryable_errors_only(client):
@@ -106,10 +136,13 @@ def test_global_timeout_returns_on_time_with_none_for_the_unfinished(client):
     client.make_requests([chat("first")])  # ends the limiter's slow start (one request alone)
     requests = [chat("quick"), chat("slow #sleep=30")]
 
+    started = time.monotonic()
     responses = client.make_requests(requests, timeout=1.0)
+    elapsed = time.monotonic() - started
 
     assert responses[0] is not None and responses[1] is None
     assert isinstance(client.last_errors[1], BatchTimeoutError)
+    assert elapsed < 1.0 + 3.0  # the timeout, plus generous room for a loaded machine
 
 
 def test_the_client_runs_again_after_a_timeout(client):
@@ -143,7 +176,7 @@ def test_a_killed_worker_does_not_lose_its_requests(tmp_path):
 def test_close_releases_workers_and_shared_memory():
     client = APIClient(None, None, processes=2, completion=FakeCompletion())
     client.make_requests([chat("hello")])
-    segment = client._resources.limiter.name.lstrip("/")
+    segment = client._resources.backend._limiter.name.lstrip("/")
     pids = [w.process.pid for w in client._resources.backend._workers]
     assert os.path.exists(f"/dev/shm/{segment}")
 

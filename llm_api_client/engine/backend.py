@@ -33,9 +33,17 @@ class Backend(Protocol):
         ...
 
     def abandon(self) -> None:
-        """Give up everything in flight now (timeout, Ctrl-C): nothing more is sent for it."""
+        """Give up everything in flight now (timeout, Ctrl-C): nothing more is sent for it.
+
+        Outcomes not yet polled are never polled; calls already on the wire are cut or, where
+        they cannot be, finish unseen by the batch (see each backend).
+        """
         ...
 
     def close(self) -> None:
         """Finish and release the workers."""
+        ...
+
+    def forget(self) -> None:
+        """In a forked child: drop the parent's workers without touching them."""
         ...

@@ -75,6 +75,45 @@ class Budget:
         self._reserved_total -= self._reserved.pop(index, 0.0)
 
 
+class _Source:
+    """The caller's iterable, numbered and read lazily, with one item of look-ahead.
+
+    Looking ahead tells whether a result is the batch's last. An error the iterable raises while
+    looked ahead is raised by the next ``take``, so the result at hand is handed out first.
+    """
+
+    def __init__(self, iterable: Iterable[Any]) -> None:
+        self._items = enumerate(iterable)
+        self._ahead: list[tuple[int, Any]] = []
+        self._error: Exception | None = None
+        self.exhausted = False
+
+    def take(self) -> tuple[int, Any] | None:
+        """The next (index, item); None once the iterable is exhausted."""
+        if self._ahead:
+            return self._ahead.pop()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        try:
+            return next(self._items)
+        except StopIteration:
+            self.exhausted = True
+            return None
+
+    def at_end(self) -> bool:
+        """Whether ``take`` has nothing more to give (reads one item ahead to find out)."""
+        if self.exhausted or self._ahead or self._error is not None:
+            return self.exhausted
+        try:
+            self._ahead.append(next(self._items))
+        except StopIteration:
+            self.exhausted = True
+        except Exception as exc:
+            self._error = exc
+        return self.exhausted
+
+
 class BatchStream(Iterator[Result]):
     """Results of one batch as they finish; iterate it, ``stop()`` it, or ``close()`` it.
 
@@ -96,7 +135,7 @@ class BatchStream(Iterator[Result]):
         budget: Budget | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._source = enumerate(source)
+        self._source = _Source(source)
         self._backend = backend
         self._options = options
         self._generation = generation
@@ -109,9 +148,9 @@ class BatchStream(Iterator[Result]):
         self._ready: deque[Result] = deque()
         self._reorder: dict[int, Result] = {}
         self._next_index = 0  # the next index to yield in ordered mode
-        self._exhausted = False
         self._stopping = False
         self._abandoned = False
+        self._ended = False
         self.submitted = 0
         self.completed = 0
         self.stop_reason: str | None = None
@@ -155,14 +194,13 @@ class BatchStream(Iterator[Result]):
     # -- the loop -------------------------------------------------------------------------
     def _run(self) -> Generator[Result, None, None]:
         deadline = None if self._options.timeout is None else self._clock() + self._options.timeout
-        clean = False
         try:
             while not self._finished():
-                self._fill()
-                yield from self._take_ready()
                 if deadline is not None and self._clock() >= deadline:
                     yield from self._expire()
                     return
+                self._fill()
+                yield from self._take_ready()
                 wait = (
                     POLL_SECONDS
                     if deadline is None
@@ -171,28 +209,32 @@ class BatchStream(Iterator[Result]):
                 self._collect(max(0.0, wait))
                 yield from self._take_ready()
             yield from self._take_ready(final=True)
-            clean = True
         finally:
-            if not clean and self._in_flight:
-                self._abandon()
-            self._on_finish(not self._abandoned)
+            self._end()
+
+    def _end(self) -> None:
+        """Hand the backend back, once; what is still in flight then is abandoned."""
+        if self._ended:
+            return
+        self._ended = True
+        if self._in_flight:
+            self._abandon()
+        self._on_finish(not self._abandoned)
 
     def _abandon(self) -> None:
         self._abandoned = True
         self._backend.abandon()
 
     def _finished(self) -> bool:
-        no_more = self._exhausted or self._stopping
+        no_more = self._source.exhausted or self._stopping
         return no_more and not self._in_flight and not self._ready and not self._reorder
 
     def _fill(self) -> None:
-        while not (self._exhausted or self._stopping) and self._has_room():
-            try:
-                index, raw = next(self._source)
-            except StopIteration:
-                self._exhausted = True
+        while not (self._source.exhausted or self._stopping) and self._has_room():
+            taken = self._source.take()
+            if taken is None:
                 return
-            self._dispatch(index, raw)
+            self._dispatch(*taken)
 
     def _has_room(self) -> bool:
         return len(self._in_flight) + len(self._reorder) + len(self._ready) < self.window
@@ -276,21 +318,36 @@ class BatchStream(Iterator[Result]):
             self._ready.append(result)
 
     def _take_ready(self, final: bool = False) -> Iterator[Result]:
-        while self._ready:
-            yield self._ready.popleft()
-        while self._next_index in self._reorder:
-            yield self._reorder.pop(self._next_index)
+        while (result := self._pop_ready(final)) is not None:
+            if self._nothing_after():
+                # Free the client now: a caller that stops at the last result (``zip``) never
+                # asks for the StopIteration that would otherwise end the batch.
+                self._end()
+            yield result
+
+    def _pop_ready(self, final: bool) -> Result | None:
+        if self._ready:
+            return self._ready.popleft()
+        if self._next_index in self._reorder:
             self._next_index += 1
+            return self._reorder.pop(self._next_index - 1)
         if final and self._reorder:  # gaps: requests never dispatched after a stop
-            for index in sorted(self._reorder):
-                yield self._reorder.pop(index)
+            return self._reorder.pop(min(self._reorder))
+        return None
+
+    def _nothing_after(self) -> bool:
+        if self._in_flight or self._ready or self._reorder:
+            return False
+        return self._stopping or self._source.at_end()
 
     def _expire(self) -> Iterator[Result]:
         """The global timeout ran out: cut off what is in flight and report it."""
-        self._abandon()
+        self._stopping = True
+        self.stop_reason = "timeout"
+        if self._in_flight:
+            self._abandon()
         in_flight, self._in_flight = self._in_flight, {}
         for item in in_flight.values():
             error = BatchTimeoutError(f"the batch timeout of {self._options.timeout} s ran out")
             self._finish(failed_outcome(item.index, item.request, error))
-        self.stop_reason = "timeout"
         yield from self._take_ready(final=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from llm_api_client.call.execute import Outcome, execute
 from llm_api_client.call.retry import RetryPolicy
+from llm_api_client.engine import cancellation
 from llm_api_client.engine.messages import CallItem
 from llm_api_client.errors import LLMAPIClientError
 from llm_api_client.providers.base import Transport
@@ -46,6 +47,7 @@ def run_item(item: CallItem, limiter: RateLimiter, config: ExecutionConfig) -> O
             max_delay=config.max_delay,
             transport=config.transport,
             provider=item.provider,
+            sleep=cancellation.sleep,  # a retry's backoff ends when the batch is abandoned
         )
     except BaseException as exc:
         return failed_outcome(item.index, item.request, _internal_error(exc))

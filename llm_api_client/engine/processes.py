@@ -11,7 +11,9 @@ coordinator holds no copy of a result pipe's write end, so a dead worker's pipe 
 after its last whole message, and nothing else is affected.
 
 Workers are forked: they inherit the shared-memory rate limiter and its lock, and start in
-milliseconds (spawning would load litellm again, about 4 s each).
+milliseconds (spawning would load litellm again, about 4 s each). The backend owns that limiter:
+``close`` unlinks it after the workers, and if the coordinator dies first (SIGTERM, SIGKILL) a
+worker unlinks it on its way out, so the segment never outlives them.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.execution import ExecutionConfig
 from llm_api_client.engine.messages import STOP, CallItem, WorkerExited, decode, encode
 from llm_api_client.engine.worker import worker_main
-from llm_api_client.ratelimit.base import RateLimiter
+from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
 
 # Items queued to a worker beyond its threads, so a thread that finishes finds work at once.
 PREFETCH_PER_WORKER = 4
@@ -51,10 +53,14 @@ class _Worker:
 
 
 class ProcessBackend:
-    """``processes`` forked workers x ``threads`` threads, one shared rate limiter."""
+    """``processes`` forked workers x ``threads`` threads, one shared rate limiter it owns."""
 
     def __init__(
-        self, limiter: RateLimiter, config: ExecutionConfig, processes: int, threads: int
+        self,
+        limiter: SharedMemoryRateLimiter,
+        config: ExecutionConfig,
+        processes: int,
+        threads: int,
     ) -> None:
         # Before forking: the warm-up is paid once, inherited by every worker, and responses
         # arriving pickled can be read here too.
@@ -181,6 +187,21 @@ class ProcessBackend:
                 worker.process.kill()
         for worker in list(self._workers):
             self._retire(worker)
+        self._limiter.close()
+
+    def forget(self) -> None:
+        """In a forked child: let go of the parent's workers without touching them.
+
+        The child closes only its copies of their pipes, and takes them off multiprocess's list
+        of this process's children, which would otherwise terminate them when the child exits.
+        The limiter is left mapped: a worker forked from here may be using it.
+        """
+        for worker in self._workers:
+            worker.tasks.close()
+            worker.results.close()
+            multiprocess.process._children.discard(worker.process)
+        self._workers = []
+        self._owner_of.clear()
 
     def __repr__(self) -> str:
         alive = sum(w.process.is_alive() for w in self._workers)

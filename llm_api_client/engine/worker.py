@@ -3,7 +3,8 @@
 A worker owns nothing but its threads: the rate limiter lives in shared memory owned by the
 coordinator, and every outcome is sent back as soon as it is known. It ignores Ctrl-C (the
 terminal sends SIGINT to the whole process group; the coordinator decides what stops) and
-exits on its own when its parent dies, so no orphan keeps calling a paid API.
+exits on its own when its parent dies, so no orphan keeps calling a paid API; on its way out it
+unlinks the limiter's shared memory, which the dead coordinator can no longer do.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from llm_api_client.engine.execution import ExecutionConfig, failed_outcome, run
 from llm_api_client.engine.messages import STOP, CallItem, WorkerExited, decode, encode
 from llm_api_client.errors import LLMAPIClientError
 from llm_api_client.ratelimit.base import RateLimiter
+from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
 
 
 def worker_main(
     worker_id: int,
     tasks: Any,
     results: Any,
-    limiter: RateLimiter,
+    limiter: SharedMemoryRateLimiter,
     config: ExecutionConfig,
     *,
     threads: int,
@@ -36,7 +38,7 @@ def worker_main(
 ) -> None:
     """Entry point of a worker process: run items from ``tasks`` until ``STOP`` or EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_when_orphaned(parent_pid)
+    _exit_when_orphaned(parent_pid, limiter)
     config.transport.setup()  # this process's own HTTP clients, not the parent's
     send = _sender(results)
     with ThreadPoolExecutor(threads, thread_name_prefix=f"worker{worker_id}") as pool:
@@ -76,12 +78,13 @@ def _run_and_send(
     send(data)
 
 
-def _exit_when_orphaned(parent_pid: int) -> None:
+def _exit_when_orphaned(parent_pid: int, limiter: SharedMemoryRateLimiter) -> None:
     """Exit the process within a second of the parent's death (its pid is re-parented)."""
 
     def watch() -> None:
         while os.getppid() == parent_pid:
             time.sleep(PARENT_CHECK_INTERVAL_SECONDS)
+        limiter.unlink()  # the first worker to get here removes it; the others find it gone
         os._exit(1)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()

@@ -110,6 +110,14 @@ class _Segment:
             raise RuntimeError(f"shared memory {name!r} does not hold a rate limiter's quota")
         return segment
 
+    def unlink(self) -> None:
+        """Remove the block's name, from any process that inherited the creator's mapping.
+
+        Only the first call anywhere removes it (and tells the resource tracker); mappings stay.
+        """
+        if self._owner is not None:
+            self._unlink()
+
     def close(self) -> None:
         """Unmap (idempotent); in the creating process, also unlink the block."""
         self._state_view.release()
@@ -257,6 +265,10 @@ class SharedMemoryStore(LockedStore):
         """Unmap the block; the creating process also unlinks it. Idempotent."""
         self._finalizer()
 
+    def unlink(self) -> None:
+        """Remove the block's name now, from any process forked from the creator. Idempotent."""
+        self._segment.unlink()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}{', closed' if self.closed else ''})"
 
@@ -308,6 +320,13 @@ class SharedMemoryRateLimiter(QuotaLimiter):
     def name(self) -> str:
         """The shared-memory block's name (``/dev/shm/<name>`` on Linux)."""
         return self.store.name
+
+    def unlink(self) -> None:
+        """Remove the block's name now; for a worker whose coordinator died without closing it.
+
+        Works in any process forked from the creator; the mappings stay valid. Idempotent.
+        """
+        self.store.unlink()
 
     def __repr__(self) -> str:
         if self.store.closed:
