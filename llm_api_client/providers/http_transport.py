@@ -35,10 +35,12 @@ from typing import Any
 import httpx
 
 from llm_api_client import _offline, errors
+from llm_api_client.providers.answers import Usage
 from llm_api_client.providers.http_pool import keep_alive_client
 from llm_api_client.providers.litellm_transport import LiteLLMTransport
 from llm_api_client.providers.logging_switch import nobody_listens
 from llm_api_client.providers.models import resolve
+from llm_api_client.providers.pricing import cost_of
 from llm_api_client.providers.translate import translate_exception
 from llm_api_client.providers.warmup import build_response_types
 
@@ -52,6 +54,11 @@ __all__ = [
 ]
 
 litellm = _offline.litellm()
+from litellm.litellm_core_utils.core_helpers import process_response_headers  # noqa: E402
+from litellm.litellm_core_utils.llm_response_utils.get_headers import (  # noqa: E402
+    get_response_headers,
+)
+
 _ORIGINAL_COMPLETION = litellm.completion  # compared at call time: a replaced one means "hooked"
 
 TRANSPORTS = ("auto", "litellm", "http")
@@ -256,8 +263,8 @@ class HTTPTransport:
                 timeout=timeout,
             )
         except httpx.HTTPError as exc:
-            raise translate_exception(exc, model=model) from exc
-        return read_answer(response, model)
+            raise _no_answer(exc, model) from exc
+        return read_answer(response, request)
 
     def __getstate__(self) -> dict[str, Any]:
         return {}  # a client holds sockets: each process makes its own
@@ -269,32 +276,74 @@ class HTTPTransport:
         return "HTTPTransport()"
 
 
-def read_answer(response: httpx.Response, model: str) -> Any:
+def read_answer(response: httpx.Response, request: Mapping[str, Any]) -> Any:
     """The ``litellm.ModelResponse`` for an HTTP answer, or our error for a failed one."""
+    model = request["model"]
     if response.status_code >= 400:
         raise _status_error(response, model)
     try:
-        data = json.loads(response.content)
-        answer = litellm.ModelResponse(**data)
-    except Exception as exc:
-        error = errors.APIError(
-            f"OpenAIException - invalid JSON in the answer: {exc}", provider="openai", model=model
+        answer = litellm.ModelResponse(**json.loads(response.content))
+    except Exception as exc:  # litellm reports an unreadable answer as the provider's 500
+        error = errors.InternalServerError(
+            f"OpenAIException - unreadable answer: {exc}",
+            status_code=500,
+            provider="openai",
+            model=model,
         )
         raise error from exc
-    answer._hidden_params["additional_headers"] = dict(response.headers)
+    answer._hidden_params.update(_hidden_params(answer, response, request))
     return answer
 
 
-def _status_error(response: httpx.Response, model: str) -> errors.LLMAPIClientError:
-    import openai
+def _hidden_params(answer: Any, response: httpx.Response, request: Mapping[str, Any]) -> Any:
+    """What litellm keeps beside an answer that its readers (and ours) look at."""
+    bare = _plan(request["model"], request.get("custom_llm_provider"))
+    usage = Usage.of(answer)
+    return {
+        "custom_llm_provider": "openai",
+        "api_base": str(response.request.url).removesuffix("/chat/completions"),
+        "additional_headers": _additional_headers(response.headers),
+        "provider_response_model": answer.model,
+        "response_cost": cost_of(
+            bare[0] if bare else request["model"],
+            usage.prompt,
+            usage.completion,
+            usage.cached,
+            "openai",
+        ),
+    }
 
-    try:
-        body = response.json()
-    except ValueError:
-        body = response.text
-    error_body = body.get("error", body) if isinstance(body, dict) else body
-    exc = openai.APIStatusError(f"OpenAIException - {body}", response=response, body=error_body)
-    exc.llm_provider = "openai"  # type: ignore[attr-defined]
+
+def _additional_headers(headers: httpx.Headers) -> dict[str, str]:
+    # The two steps of litellm's OpenAI handler, so the same names are found in the same places.
+    found: dict[str, str] = get_response_headers(process_response_headers(headers))
+    return found
+
+
+def _no_answer(exc: httpx.HTTPError, model: str) -> errors.LLMAPIClientError:
+    error = translate_exception(exc, model=model)
+    if isinstance(error, errors.APIError):
+        error.provider = "openai"  # as litellm names it
+    return error
+
+
+class ProviderStatusError(httpx.HTTPStatusError):
+    """An error status from the provider, carrying what ``translate`` reads of litellm's errors."""
+
+    llm_provider = "openai"
+
+    def __init__(self, response: httpx.Response) -> None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text
+        self.body = body.get("error", body) if isinstance(body, dict) else body
+        self.message = f"OpenAIException - {body}"
+        super().__init__(self.message, request=response.request, response=response)
+
+
+def _status_error(response: httpx.Response, model: str) -> errors.LLMAPIClientError:
+    exc = ProviderStatusError(response)
     return translate_exception(exc, model=model)
 
 
