@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from llm_api_client import _offline, errors
+from llm_api_client._constants import TRANSPORTS
 from llm_api_client.providers.answers import Usage
 from llm_api_client.providers.http_pool import keep_alive_client
 from llm_api_client.providers.litellm_transport import LiteLLMTransport
@@ -61,7 +62,6 @@ from litellm.litellm_core_utils.llm_response_utils.get_headers import (  # noqa:
 
 _ORIGINAL_COMPLETION = litellm.completion  # compared at call time: a replaced one means "hooked"
 
-TRANSPORTS = ("auto", "litellm", "http")
 _OPENAI_BASE = "https://api.openai.com/v1"
 _LEAN_PROVIDERS = frozenset({"openai"})
 # OpenAI chat parameters litellm passes to an OpenAI-compatible endpoint as written.
