@@ -1,11 +1,10 @@
 """The lean transport: OpenAI-compatible chat completions sent and read without litellm's machinery.
 
 For an OpenAI-compatible endpoint the request body is almost what the user wrote and the answer
-is OpenAI's JSON, so ``HTTPTransport`` posts the body itself (one ``httpx.Client`` per process,
-on the pool of ``http_pool.keep_alive_client``, which never closes a connection under a sent
-request) and builds the ``litellm.ModelResponse`` from the JSON: about a fifth of the CPU of a
-``litellm.completion`` call. ``lean_request`` says which requests it reproduces exactly as
-litellm would send them; ``AutoTransport`` (the default) sends those through it and every other
+is OpenAI's JSON, so ``HTTPTransport`` posts the body itself (one aiohttp session per process,
+on an event-loop thread: ``aio_client``) and builds the ``litellm.ModelResponse`` from the
+JSON: a fraction of the CPU of a ``litellm.completion`` call. ``lean_request`` says which
+requests it reproduces exactly as litellm would send them; ``AutoTransport`` (the default) sends those through it and every other
 request through ``LiteLLMTransport``.
 
 What litellm does to such a request, and this module does the same way:
@@ -28,16 +27,18 @@ from __future__ import annotations
 import functools
 import json
 import os
-import threading
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 import httpx
 
 from llm_api_client import _offline, errors
 from llm_api_client._constants import TRANSPORTS
+from llm_api_client._redact import redact_text
+from llm_api_client.providers import aio_client
+from llm_api_client.providers.aio_client import seconds
 from llm_api_client.providers.answers import Usage
-from llm_api_client.providers.http_pool import keep_alive_client
 from llm_api_client.providers.litellm_transport import LiteLLMTransport
 from llm_api_client.providers.logging_switch import nobody_listens
 from llm_api_client.providers.models import resolve
@@ -224,29 +225,16 @@ def request_headers(request: Mapping[str, Any]) -> dict[str, str]:
 
 
 class HTTPTransport:
-    """Sends ``lean_request``s itself, over one keep-alive ``httpx.Client`` per process.
+    """Sends ``lean_request``s itself, over this process's aiohttp session (``aio_client``).
 
-    ``complete`` refuses any other request with ``UnsupportedParamsError`` (``transport="http"``
-    fails clearly rather than send something litellm would have sent differently).
+    ``complete`` refuses any other request with ``InvalidRequestError`` (``transport="http"``
+    fails clearly rather than send something litellm would have sent differently). Holds no
+    sockets itself, so it pickles to worker processes as it is.
     """
-
-    def __init__(self) -> None:
-        self._client: httpx.Client | None = None
-        self._pid: int | None = None
-        self._lock = threading.Lock()
 
     def setup(self) -> None:
         build_response_types()
-        self._client_for_this_process()
-
-    def _client_for_this_process(self) -> httpx.Client:
-        client, pid = self._client, os.getpid()
-        if client is not None and self._pid == pid:
-            return client
-        with self._lock:  # a forked child makes its own: the parent's sockets are not its own
-            if self._client is None or self._pid != pid:
-                self._client, self._pid = keep_alive_client(), pid
-            return self._client
+        aio_client.client()
 
     def complete(self, request: dict[str, Any], *, timeout: Any) -> Any:
         if not lean_request(request):
@@ -254,35 +242,25 @@ class HTTPTransport:
                 "transport='http' sends plain OpenAI-compatible chat completions only; "
                 "use transport='auto' or 'litellm' for this request"
             )
-        model = request["model"]
+        url = request_url(request)
+        body = json.dumps(request_body(request)).encode()
         try:
-            response = self._client_for_this_process().post(
-                request_url(request),
-                content=json.dumps(request_body(request)).encode(),
-                headers=request_headers(request),
-                timeout=timeout,
-            )
-        except httpx.HTTPError as exc:
-            raise _no_answer(exc, model) from exc
-        return read_answer(response, request)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {}  # a client holds sockets: each process makes its own
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__()  # type: ignore[misc]
+            answer = aio_client.post(url, body, request_headers(request), seconds(timeout))
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise _no_answer(exc, request["model"]) from exc
+        return read_answer(answer, url, request)
 
     def __repr__(self) -> str:
         return "HTTPTransport()"
 
 
-def read_answer(response: httpx.Response, request: Mapping[str, Any]) -> Any:
+def read_answer(answer: aio_client.Answer, url: str, request: Mapping[str, Any]) -> Any:
     """The ``litellm.ModelResponse`` for an HTTP answer, or our error for a failed one."""
     model = request["model"]
-    if response.status_code >= 400:
-        raise _status_error(response, model)
+    if answer.status >= 400:
+        raise _status_error(answer, url, model)
     try:
-        answer = litellm.ModelResponse(**json.loads(response.content))
+        response = litellm.ModelResponse(**json.loads(answer.content))
     except Exception as exc:  # litellm reports an unreadable answer as the provider's 500
         error = errors.InternalServerError(
             f"OpenAIException - unreadable answer: {exc}",
@@ -291,19 +269,21 @@ def read_answer(response: httpx.Response, request: Mapping[str, Any]) -> Any:
             model=model,
         )
         raise error from exc
-    answer._hidden_params.update(_hidden_params(answer, response, request))
-    return answer
+    response._hidden_params.update(_hidden_params(response, answer, url, request))
+    return response
 
 
-def _hidden_params(answer: Any, response: httpx.Response, request: Mapping[str, Any]) -> Any:
+def _hidden_params(
+    response: Any, answer: aio_client.Answer, url: str, request: Mapping[str, Any]
+) -> dict[str, Any]:
     """What litellm keeps beside an answer that its readers (and ours) look at."""
     bare = _plan(request["model"], request.get("custom_llm_provider"))
-    usage = Usage.of(answer)
+    usage = Usage.of(response)
     return {
         "custom_llm_provider": "openai",
-        "api_base": str(response.request.url).removesuffix("/chat/completions"),
-        "additional_headers": _additional_headers(response.headers),
-        "provider_response_model": answer.model,
+        "api_base": url.removesuffix("/chat/completions"),
+        "additional_headers": _additional_headers(answer.headers),
+        "provider_response_model": response.model,
         "response_cost": cost_of(
             bare[0] if bare else request["model"],
             usage.prompt,
@@ -314,17 +294,20 @@ def _hidden_params(answer: Any, response: httpx.Response, request: Mapping[str, 
     }
 
 
-def _additional_headers(headers: httpx.Headers) -> dict[str, str]:
+def _additional_headers(headers: dict[str, str]) -> dict[str, str]:
     # The two steps of litellm's OpenAI handler, so the same names are found in the same places.
     found: dict[str, str] = get_response_headers(process_response_headers(headers))
     return found
 
 
-def _no_answer(exc: httpx.HTTPError, model: str) -> errors.LLMAPIClientError:
-    error = translate_exception(exc, model=model)
-    if isinstance(error, errors.APIError):
-        error.provider = "openai"  # as litellm names it
-    return error
+def _no_answer(exc: BaseException, model: str) -> errors.LLMAPIClientError:
+    """No HTTP answer: a timeout or a connection that failed or dropped, as litellm says."""
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        cls: type[errors.APIError] = errors.APITimeoutError
+    else:
+        cls = errors.APIConnectionError
+    message = f"OpenAIException - {type(exc).__name__}: {exc}"
+    return cls(redact_text(message), provider="openai", model=model)
 
 
 class ProviderStatusError(httpx.HTTPStatusError):
@@ -342,7 +325,11 @@ class ProviderStatusError(httpx.HTTPStatusError):
         super().__init__(self.message, request=response.request, response=response)
 
 
-def _status_error(response: httpx.Response, model: str) -> errors.LLMAPIClientError:
+def _status_error(answer: aio_client.Answer, url: str, model: str) -> errors.LLMAPIClientError:
+    request = httpx.Request("POST", url)
+    response = httpx.Response(
+        answer.status, headers=answer.headers, content=answer.content, request=request
+    )
     exc = ProviderStatusError(response)
     return translate_exception(exc, model=model)
 
