@@ -4,8 +4,8 @@ For an OpenAI-compatible endpoint the request body is almost what the user wrote
 is OpenAI's JSON, so ``HTTPTransport`` posts the body itself (one aiohttp session per process,
 on an event-loop thread: ``aio_client``) and builds the ``litellm.ModelResponse`` from the
 JSON: a fraction of the CPU of a ``litellm.completion`` call. ``lean_request`` says which
-requests it reproduces exactly as litellm would send them; ``AutoTransport`` (the default) sends those through it and every other
-request through ``LiteLLMTransport``.
+requests it reproduces exactly as litellm would send them; ``AutoTransport`` (the default)
+sends those through it and every other request through ``LiteLLMTransport``.
 
 What litellm does to such a request, and this module does the same way:
 
