@@ -125,7 +125,7 @@ def litellm_is_customised() -> bool:
 def lean_request(request: Mapping[str, Any]) -> bool:
     """Whether ``HTTPTransport`` sends ``request`` exactly as litellm would."""
     model = request.get("model")
-    if not isinstance(model, str) or request.get("stream"):
+    if not isinstance(model, str):  # stream=True is no parameter of ours: litellm streams
         return False
     model_plan = _plan(model, request.get("custom_llm_provider"))
     if model_plan is None:
