@@ -134,6 +134,8 @@ def lean_request(request: Mapping[str, Any]) -> bool:
     for key in request:
         if key not in allowed and key not in _ROUTING and key not in ("model", "messages"):
             return False
+    if "@" in request_url(request):  # user-info in the URL: litellm's client decides the auth
+        return False
     return _plain_messages(request.get("messages")) and _plain_format(request)
 
 
