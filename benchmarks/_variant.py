@@ -60,6 +60,7 @@ def client_runner(kind: str, spec: Spec) -> tuple[Callable[[list[dict[str, Any]]
     }
     if kind == "ours":
         kwargs["processes"] = spec.get("processes")
+        kwargs["transport"] = spec.get("transport", "auto")
     client = APIClient(**kwargs)
     retries = spec.get("retries", 0)
 

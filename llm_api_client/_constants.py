@@ -130,3 +130,7 @@ REPEATED_429_SECONDS = 60.0
 # connection errors), and must cover a cold worker's first litellm call (2-4 s under load).
 DEFAULT_PROBE_SECONDS = 10.0
 PROBE_POLL_SECONDS = 0.02
+
+# APIClient(transport=...) and `run --transport`: the lean HTTP path for plain OpenAI-compatible
+# chat completions where it reproduces litellm exactly ("auto"), litellm only, or lean only.
+TRANSPORTS = ("auto", "litellm", "http")

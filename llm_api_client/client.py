@@ -42,7 +42,8 @@ from llm_api_client.errors import ConfigurationError, LLMAPIClientError
 from llm_api_client.prepare.chat_tokens import count_message_tokens
 from llm_api_client.prepare.sanitize import sanitize_request
 from llm_api_client.prepare.truncate import context_window, fit_to_context
-from llm_api_client.providers.litellm_transport import FunctionTransport, LiteLLMTransport
+from llm_api_client.providers.http_transport import make_transport
+from llm_api_client.providers.litellm_transport import FunctionTransport
 from llm_api_client.ratelimit.base import Limits, RateLimiter
 from llm_api_client.records import Result
 from llm_api_client.tracker import APIUsageTracker
@@ -120,7 +121,12 @@ class APIClient:
     under 500 requests), ``max_cost`` (USD spend cap), ``input_tokens_per_minute`` and
     ``output_tokens_per_minute`` (Anthropic-style limits), ``burst_seconds`` (how many seconds
     of each limit may go out at once), ``keep_history`` (``history`` of the list API) and
-    ``completion`` (the function called per request; default ``litellm.completion``).
+    ``completion`` (the function called per request; default ``litellm.completion``) and
+    ``transport``: ``"auto"`` (default) sends plain OpenAI-compatible chat completions over the
+    library's own HTTP client and everything else (and everything, while litellm has callbacks,
+    a cache or a replaced ``litellm.completion``) through litellm; ``"litellm"`` sends everything
+    through litellm; ``"http"`` only the lean way (other requests fail with
+    ``InvalidRequestError``). Ignored when ``completion`` is given.
 
     A client runs one batch at a time. Use it as a context manager, or call ``close()``, to
     stop its worker processes and free its shared memory (done at exit otherwise).
@@ -140,6 +146,7 @@ class APIClient:
         burst_seconds: float = DEFAULT_BURST_SECONDS,
         keep_history: bool = True,
         completion: Callable[..., Any] | None = None,
+        transport: str = "auto",
     ) -> None:
         _check_settings(
             max_requests_per_minute=max_requests_per_minute,
@@ -169,8 +176,8 @@ class APIClient:
             burst_seconds=burst_seconds,
         )
         self._max_workers = max_workers
-        transport = LiteLLMTransport() if completion is None else FunctionTransport(completion)
-        self._execution = ExecutionConfig(max_delay=max_delay_seconds, transport=transport)
+        chosen = make_transport(transport) if completion is None else FunctionTransport(completion)
+        self._execution = ExecutionConfig(max_delay=max_delay_seconds, transport=chosen)
         self._tracker = APIUsageTracker()
         self._history: list[dict[str, Any]] = []
         self._resources = _Resources()

@@ -667,3 +667,24 @@ def test_killed_and_rerun_against_the_simulator(tmp_path: Path) -> None:
     # What was written before the kill was never sent again; only what was in flight then was.
     assert all(received[f"question {cid[1:]}"] == 1 for cid in written)
     assert set(received) == {f"question {i}" for i in range(n)}
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ((), "AutoTransport"),
+        (("--transport", "litellm"), "LiteLLMTransport"),
+        (("--transport", "http"), "HTTPTransport"),
+    ],
+)
+def test_transport_option_chooses_the_clients_transport(argv, expected):
+    args = cli_main.build_parser().parse_args(["run", "in.jsonl", "-o", "out.jsonl", *argv])
+    with run_module.make_client(args) as made:
+        assert type(made._execution.transport).__name__ == expected
+
+
+def test_an_unknown_transport_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli_main.build_parser().parse_args(["run", "in", "-o", "out", "--transport", "aiohttp"])
+    assert exited.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err

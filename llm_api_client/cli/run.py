@@ -62,6 +62,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--api-base", help="api_base for lines that set none")
     add("--api-key", help="api_key for lines that set none (never written anywhere)")
     add("--model", help="model for lines that set none")
+    add(
+        "--transport",
+        choices=_constants.TRANSPORTS,
+        default="auto",
+        help="auto: plain OpenAI-compatible chat without litellm, the rest through it (default)",
+    )
 
 
 def make_client(args: argparse.Namespace) -> Any:
@@ -73,6 +79,7 @@ def make_client(args: argparse.Namespace) -> Any:
         max_tokens_per_minute=args.max_tokens_per_minute,
         processes=args.processes,
         max_cost=args.max_cost,
+        transport=args.transport,
     )
 
 
