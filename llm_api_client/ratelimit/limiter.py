@@ -35,8 +35,11 @@ from llm_api_client.ratelimit.store import QuotaStore
 
 __all__ = ["QuotaLimiter"]
 
-# As ``bucket._new_turn``: the admission of every request that does not wait, built cheaply.
-_new_admission = functools.partial(tuple.__new__, Admission)
+
+@functools.lru_cache(maxsize=64)
+def _at_once(episode: int) -> Admission:
+    """The admission of a request that did not wait, the same for a whole episode: made once."""
+    return Admission(0.0, episode)
 
 
 class QuotaLimiter(RateLimiter):
@@ -64,7 +67,7 @@ class QuotaLimiter(RateLimiter):
     def admit(self, cost: Cost, *, max_delay: float | None = None) -> Admission:
         turn = self.store.reserve(cost, max_delay)
         if turn.wait <= 0:
-            return _new_admission((0.0, turn.episode))
+            return _at_once(turn.episode)
         return self._wait(cost, turn, max_delay)
 
     def _wait(self, cost: Cost, turn: Turn, max_delay: float | None) -> Admission:
