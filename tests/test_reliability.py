@@ -41,9 +41,11 @@ def sim_request(sim, i: int, **extra):
 @pytest.mark.slow
 def test_every_request_answered_despite_500s_drops_hangs_and_limits():
     faults = dict(fail_rate=0.05, drop_rate=0.03, hang_rate=0.01, seed=7)
-    # 3,000 RPM enforced over 0.1-s windows (5 requests): tighter than the half second of
-    # burst the client allows itself at the limit it learns, so the limit binds and 429s happen.
-    with Simulator(rpm=3_000, window_seconds=0.1, **faults) as sim:
+    # 3,000 RPM enforced over 0.02-s windows (1 request each): the client paces at the limit it
+    # learns from the headers, but two processes' answers and retries cannot keep every 20 ms
+    # window to one request, so the limit binds and 429s happen. (0.1-s windows stopped binding
+    # once the limiter adopted the remaining counts the headers state.)
+    with Simulator(rpm=3_000, window_seconds=0.02, **faults) as sim:
         with APIClient(30_000, 3_000_000, processes=2, max_workers=32) as client:
             requests = [sim_request(sim, i) for i in range(300)]
             responses = client.make_requests_with_retries(requests, max_retries=8)
