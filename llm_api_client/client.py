@@ -27,10 +27,10 @@ from llm_api_client._constants import (
     MAX_THREADS_PER_PROCESS,
 )
 from llm_api_client._redact import redact_request
-from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.backend import Backend
 from llm_api_client.engine.coordinator import BatchOptions, BatchStream, Budget
 from llm_api_client.engine.execution import ExecutionConfig
+from llm_api_client.engine.messages import Outcome
 from llm_api_client.engine.sizing import (
     FixedWindow,
     LatencyWindow,
@@ -183,7 +183,6 @@ class APIClient:
         self._resources = _Resources()
         self._finalizer = weakref.finalize(self, self._resources.close)
         self._busy = threading.Lock()
-        self._generation = 0
         self.last_errors: dict[int, LLMAPIClientError] = {}
 
     # -- the seed's surface ---------------------------------------------------------------
@@ -279,14 +278,12 @@ class APIClient:
         except BaseException:
             self._busy.release()
             raise
-        self._generation += 1
         options = BatchOptions(max_retries, sanitize, timeout, ordered, window)
         budget = None if self.max_cost is None else Budget(self.max_cost, self._spent)
         return BatchStream(
             requests,
             backend,
             options,
-            generation=self._generation,
             on_outcome=self._merge,
             on_finish=self._batch_finished,
             budget=budget,

@@ -16,10 +16,9 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.backend import Backend
 from llm_api_client.engine.execution import failed_outcome
-from llm_api_client.engine.messages import CallItem
+from llm_api_client.engine.messages import CallItem, Outcome
 from llm_api_client.engine.sizing import FixedWindow, Window
 from llm_api_client.errors import (
     BatchTimeoutError,
@@ -129,7 +128,6 @@ class BatchStream(Iterator[Result]):
         backend: Backend,
         options: BatchOptions,
         *,
-        generation: int = 0,
         on_outcome: Callable[[Outcome], None] = lambda outcome: None,
         on_finish: Callable[[bool], None] = lambda backend_usable: None,
         budget: Budget | None = None,
@@ -138,7 +136,6 @@ class BatchStream(Iterator[Result]):
         self._source = _Source(source)
         self._backend = backend
         self._options = options
-        self._generation = generation
         self._on_outcome = on_outcome
         self._on_finish = on_finish
         self._budget = budget
@@ -255,9 +252,9 @@ class BatchStream(Iterator[Result]):
             index=index,
             request=prepared.request,
             cost=prepared.cost,
-            max_retries=self._options.max_retries,
-            generation=self._generation,
+            model=prepared.model,
             provider=provider_of(prepared.model, prepared.request),
+            max_retries=self._options.max_retries,
         )
         self._send(item)
 
@@ -305,13 +302,7 @@ class BatchStream(Iterator[Result]):
             self._budget.release(outcome.index)
         self._on_outcome(outcome)
         self.completed += 1
-        result = Result(
-            index=outcome.index,
-            response=outcome.response,
-            error=outcome.error,
-            attempts=outcome.record.attempts,
-            usage=outcome.record,
-        )
+        result = Result.from_outcome(outcome)
         if self._options.ordered:
             self._reorder[result.index] = result
         else:
