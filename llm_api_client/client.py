@@ -61,7 +61,8 @@ class APIClient(SeedRequestHelpers):
     library's own HTTP client and everything else (and everything, while litellm has callbacks,
     a cache or a replaced ``litellm.completion``) through litellm; ``"litellm"`` sends everything
     through litellm; ``"http"`` only the lean way (other requests fail with
-    ``InvalidRequestError``). Ignored when ``completion`` is given.
+    ``InvalidRequestError``). Ignored when ``completion`` is given. ``model_limits``: some
+    models' own limits, under the client-wide ones (``ratelimit.per_model``).
 
     A client runs one batch at a time. Use it as a context manager, or call ``close()``, to
     stop its worker processes and free its shared memory (done at exit otherwise).
@@ -82,6 +83,7 @@ class APIClient(SeedRequestHelpers):
         keep_history: bool = True,
         completion: Callable[..., Any] | None = None,
         transport: str = "auto",
+        model_limits: Mapping[str, Mapping[str, int | None]] | None = None,
     ) -> None:
         _settings.check(**{k: v for k, v in locals().items() if k in _settings.CLIENT_RULES})
         if completion is not None and not callable(completion):
@@ -101,8 +103,9 @@ class APIClient(SeedRequestHelpers):
         self._history: list[dict[str, Any]] = []
         late = self._tracker.add_calls  # the tracker, not the client: no cycle
         self._runtime = Runtime(
-            self.limits, execution, processes=processes, max_workers=max_workers, late_usage=late
-        )
+            self.limits, execution, processes=processes, max_workers=max_workers, late_usage=late,
+            model_limits=model_limits,  # checked there (ratelimit.per_model.limits_table)
+        )  # fmt: skip
         self._finalizer = weakref.finalize(self, self._runtime.close)
         self.last_errors: dict[int, LLMAPIClientError] = {}
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from llm_api_client._constants import DEFAULT_PROBE_SECONDS, MAX_THREADS_PER_PROCESS
@@ -46,6 +46,7 @@ from llm_api_client.engine.sizing import (
     split_threads,
 )
 from llm_api_client.errors import ConfigurationError
+from llm_api_client.ratelimit import per_model
 from llm_api_client.ratelimit.base import Limits, RateLimiter
 from llm_api_client.records import UsageRecord
 
@@ -115,7 +116,8 @@ def _start_processes(runtime: Runtime, plan: Plan, limiter: RateLimiter) -> Back
     from llm_api_client.engine.processes import ProcessBackend
     from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
 
-    assert isinstance(limiter, SharedMemoryRateLimiter)  # forked workers inherit its mapping
+    overall = limiter.overall if isinstance(limiter, per_model.ModelLimiters) else limiter
+    assert isinstance(overall, SharedMemoryRateLimiter)  # forked workers inherit its mapping
     return ProcessBackend(limiter, runtime.execution, plan.processes, plan.threads)
 
 
@@ -130,8 +132,10 @@ class Runtime:
 
     ``processes`` (None: by the limit and the batch size) and ``max_workers`` (None: follow the
     latency) are the client's settings; ``backend`` names a ``BACKENDS`` entry instead of the
-    choice by ``processes``. ``late_usage`` receives the usage of calls that finish after their
-    batch was abandoned (the tracker's ``add_calls``: never the client, which would keep it alive).
+    choice by ``processes``. ``model_limits``: a model's own limits by setting name
+    (``ratelimit.per_model``), under ``limits``, which then cap the whole client.
+    ``late_usage`` receives the usage of calls that finish after their batch was abandoned (the
+    tracker's ``add_calls``: never the client, which would keep it alive).
     """
 
     def __init__(
@@ -143,10 +147,14 @@ class Runtime:
         max_workers: int | None = None,
         backend: str | None = None,
         late_usage: Callable[[UsageRecord], None] = lambda record: None,
+        model_limits: Mapping[str, Mapping[str, float | None]] | None = None,
     ) -> None:
         if backend is not None and backend not in BACKENDS:
             raise ConfigurationError(f"no backend {backend!r}; known: {sorted(BACKENDS)}")
         self.limits = limits
+        self.model_limits = per_model.limits_table(model_limits or {}, limits.burst_seconds)
+        # What the batch runs at, listed models included: sizes its processes and its window.
+        self.batch_limits = per_model.combined_limits(limits, self.model_limits)
         self.execution = execution
         self.processes = processes
         self.max_workers = max_workers
@@ -163,7 +171,7 @@ class Runtime:
         """Worker processes for a batch of ``size`` requests (None: unknown); 0 runs threads."""
         if self.processes is not None:
             return self.processes
-        return default_processes(self.limits.requests_per_minute, size)
+        return default_processes(self.batch_limits.requests_per_minute, size)
 
     def plan(self, size: int | None, max_workers: int | None = None) -> Plan:
         """The backend and shape a batch of ``size`` requests runs on."""
@@ -189,7 +197,7 @@ class Runtime:
             return FixedWindow(threads + slack)
         # Threads start lazily: a high cap costs nothing until used.
         cap = plan.threads * max(1, plan.processes)
-        limits = (self.limits.requests_per_minute, self.limits.tokens_per_minute)
+        limits = (self.batch_limits.requests_per_minute, self.batch_limits.tokens_per_minute)
         return LatencyWindow(*limits, cap=cap, slack=slack)
 
     # -- one batch at a time --------------------------------------------------------------
@@ -220,10 +228,20 @@ class Runtime:
 
     def _limiter_for(self, kind: BackendKind) -> RateLimiter:
         if not kind.shared:
-            return limiter_for(kind.store, self.limits)
+            return self._new_limiter(kind.store)
         if kind.store not in self._kept:
-            self._kept[kind.store] = limiter_for(kind.store, self.limits)
+            self._kept[kind.store] = self._new_limiter(kind.store)
         return self._kept[kind.store]
+
+    def _new_limiter(self, store: str) -> RateLimiter:
+        """The client-wide limiter over ``store``, with one per listed model beside it."""
+
+        def make(limits: Limits, model: str) -> RateLimiter:
+            if model and "://" in store:
+                raise ConfigurationError(f"model_limits are not supported on the store {store!r}")
+            return limiter_for(store, limits)
+
+        return per_model.limiter_set(make, self.limits, self.model_limits)
 
     # -- lifecycle ------------------------------------------------------------------------
     def close_backend(self) -> None:
