@@ -156,3 +156,28 @@ def test_processes_share_every_models_quota_and_free_it_on_close() -> None:
     assert all(isinstance(each, SharedMemoryRateLimiter) for each in shared)
     runtime.close()
     assert all(each.store.closed for each in shared)
+
+
+def parse_run(*argv: str) -> Any:
+    from llm_api_client.cli import main as cli_main
+
+    return cli_main.build_parser().parse_args(["run", "in.jsonl", "-o", "out.jsonl", *argv])
+
+
+def test_the_run_command_takes_a_limit_per_model() -> None:
+    from llm_api_client.cli import run as run_module
+
+    args = parse_run("--model-limit", f"{LISTED}=600:100000", "--model-limit", "ollama/x:7b=60")
+    with run_module.make_client(args) as client:
+        assert client._runtime.model_limits == {
+            LISTED: Limits(600, 100_000, burst_seconds=client.limits.burst_seconds),
+            "ollama/x:7b": Limits(60, burst_seconds=client.limits.burst_seconds),
+        }
+
+
+@pytest.mark.parametrize("text", ["gpt=0", "=60", "gpt", "gpt=60:1:2", "gpt=fast", "gpt=60:nan"])
+def test_a_bad_model_limit_is_a_usage_error(text: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_run("--model-limit", text)
+    assert exited.value.code == 2
+    assert "MODEL=RPM" in capsys.readouterr().err

@@ -22,7 +22,7 @@ import sys
 from typing import Any
 
 from llm_api_client import _constants, _settings
-from llm_api_client.cli.options import number
+from llm_api_client.cli.options import model_limit, number
 from llm_api_client.jobs.driver import BatchJob, JobOptions
 
 # Options that fill in what a row does not set.
@@ -48,6 +48,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     rpm, tpm = _constants.DEFAULT_MAX_REQUESTS_PER_MINUTE, _constants.DEFAULT_MAX_TOKENS_PER_MINUTE
     add("--max-requests-per-minute", type=per_minute, default=rpm)
     add("--max-tokens-per-minute", type=per_minute, default=tpm)
+    add(
+        "--model-limit",
+        type=model_limit,
+        action="append",
+        metavar="MODEL=RPM[:TPM]",
+        help="a model's own limits, under the overall ones (repeatable)",
+    )
     add(
         "--processes",
         type=number(_settings.PROCESSES),
@@ -80,6 +87,7 @@ def make_client(args: argparse.Namespace) -> Any:
         processes=args.processes,
         max_cost=args.max_cost,
         transport=args.transport,
+        model_limits=dict(args.model_limit or ()),
     )
 
 
