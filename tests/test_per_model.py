@@ -72,10 +72,12 @@ def test_the_overall_refusing_gives_the_models_turn_back() -> None:
 def test_the_overall_waits_only_what_is_left_of_max_delay() -> None:
     clock = FakeClock()
     limiters = limiter_set(Limits(requests_per_minute=60, burst_seconds=1.0), clock)
-    limiters.models[LISTED].admit(Cost(requests=2))  # the model's bucket: 1 s to refill 1
-    limiters.overall.admit(COST)  # the overall: 1 s too, running meanwhile
-    admission = limiters.for_model(LISTED).admit(COST, max_delay=1.5)
-    assert admission.waited == pytest.approx(1.0)  # both turns came after the same second
+    limiters.models[LISTED].admit(COST)  # the model's next turn (120 RPM): in 0.5 s
+    limiters.overall.admit(Cost(requests=3))  # the overall's: in 3 s
+    with pytest.raises(RateLimitDelayExceeded):  # 0.5 s for the model, then 2.5 s > 2.1 s left
+        limiters.for_model(LISTED).admit(COST, max_delay=2.6)
+    assert clock.sleeps == [0.5]  # the model's turn came; the overall refused at once
+    assert limiters.for_model(LISTED).admit(COST).waited == pytest.approx(2.5)
 
 
 def test_a_refund_goes_back_to_both() -> None:
