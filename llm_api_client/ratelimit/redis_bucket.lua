@@ -136,7 +136,7 @@ local function load()
     if raw then
         local s = cmsgpack.unpack(raw)
         if s[LAYOUT] ~= LAYOUT_VERSION then
-            error('LLM_API_CLIENT_LAYOUT ' .. str(s[LAYOUT]))
+            error('LLM_API_CLIENT_LAYOUT ' .. str(s[LAYOUT] or 0))
         end
         if clock then return s, clock end
         local t = redis.call('TIME')
@@ -351,6 +351,7 @@ local function init()
     local s
     if raw then
         s = cmsgpack.unpack(raw)
+        if s[LAYOUT] ~= LAYOUT_VERSION then return {str(s[LAYOUT] or 0)} end
         redis.call('PEXPIRE', KEYS[1], ARGV[8])
     else
         local t = redis.call('TIME')
