@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from llm_api_client import _settings
 from llm_api_client._constants import (
@@ -44,6 +45,7 @@ from llm_api_client.prepare.sanitize import sanitize_request
 from llm_api_client.prepare.truncate import context_window, fit_to_context
 from llm_api_client.providers.http_transport import make_transport
 from llm_api_client.providers.litellm_transport import FunctionTransport
+from llm_api_client.ratelimit import selection
 from llm_api_client.ratelimit.base import Limits, RateLimiter
 from llm_api_client.records import Result
 from llm_api_client.tracker import APIUsageTracker
@@ -127,6 +129,9 @@ class APIClient:
     a cache or a replaced ``litellm.completion``) through litellm; ``"litellm"`` sends everything
     through litellm; ``"http"`` only the lean way (other requests fail with
     ``InvalidRequestError``). Ignored when ``completion`` is given.
+    ``rate_limit_store`` (``redis://HOST:PORT/DB``, ``rediss://...``, ``unix:///path.sock``;
+    default: ``$LLM_API_CLIENT_RATE_LIMIT_STORE``, else none) and ``rate_limit_key``: every
+    client naming the same store and key, on any host, shares one quota (``docs/redis.md``).
 
     A client runs one batch at a time. Use it as a context manager, or call ``close()``, to
     stop its worker processes and free its shared memory (done at exit otherwise).
@@ -147,6 +152,8 @@ class APIClient:
         keep_history: bool = True,
         completion: Callable[..., Any] | None = None,
         transport: str = "auto",
+        rate_limit_store: str | None = None,
+        rate_limit_key: str = "default",
     ) -> None:
         _check_settings(
             max_requests_per_minute=max_requests_per_minute,
@@ -167,6 +174,9 @@ class APIClient:
         self.max_delay_seconds = max_delay_seconds
         self.max_cost = max_cost
         self.processes = processes
+        # A quota shared through Redis (ratelimit.selection); None: this client's own.
+        self.rate_limit_store = selection.store_url(rate_limit_store)
+        self.rate_limit_key = selection.rate_limit_key(rate_limit_key)
         self.keep_history = keep_history
         self.limits = Limits(
             requests_per_minute=max_requests_per_minute,
@@ -444,6 +454,8 @@ class APIClient:
         from llm_api_client.ratelimit.memory import InProcessRateLimiter
 
         # cancellation.sleep: a request waiting for its turn is not sent once abandoned.
+        if self.rate_limit_store is not None:
+            return self._make_network_limiter(cancellation.sleep)
         return InProcessRateLimiter(
             self.limits, probe_seconds=DEFAULT_PROBE_SECONDS, sleep=cancellation.sleep
         )
@@ -451,7 +463,19 @@ class APIClient:
     def _make_shared_limiter(self) -> SharedMemoryRateLimiter:
         from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
 
+        if self.rate_limit_store is not None:  # each forked worker connects to Redis itself
+            return cast("SharedMemoryRateLimiter", self._make_network_limiter(time.sleep))
         return SharedMemoryRateLimiter(self.limits, probe_seconds=DEFAULT_PROBE_SECONDS)
+
+    def _make_network_limiter(self, sleep: Callable[[float], None]) -> RateLimiter:
+        assert self.rate_limit_store is not None
+        return selection.network_limiter(
+            self.rate_limit_store,
+            self.rate_limit_key,
+            self.limits,
+            probe_seconds=DEFAULT_PROBE_SECONDS,
+            sleep=sleep,
+        )
 
 
 # What each setting and per-call argument may be (see ``_settings``).

@@ -316,3 +316,54 @@ def test_a_password_never_reaches_the_log() -> None:
     assert redacted_url("redis://:s3cret@host:6379/0") == "redis://:***@host:6379/0"
     assert redacted_url("rediss://me:s3cret@host/1") == "rediss://me:***@host/1"
     assert redacted_url("unix:///tmp/r.sock") == "unix:///tmp/r.sock"
+
+
+# --- wiring: APIClient, the environment, the CLI ------------------------------------------------
+
+
+def _admitted(url: str, key: str) -> int:
+    return RedisStore(Limits(requests_per_minute=600), url, key).snapshot().admitted
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_clients_naming_one_store_and_key_share_one_quota(processes: int) -> None:
+    from llm_api_client import APIClient
+    from tests.fakes import FakeCompletion, chat
+
+    url, key = shared_server().url, fresh_key()
+    requests = [chat(f"item {i}") for i in range(10)]
+    for _ in range(2):  # two clients, one after the other: the second finds the first's quota
+        with APIClient(
+            6_000, None, processes=processes, completion=FakeCompletion(),
+            rate_limit_store=url, rate_limit_key=key,
+        ) as client:  # fmt: skip
+            assert all(client.make_requests(requests))
+    # Every request, in the calling process or in a worker, was admitted by the Redis quota.
+    assert _admitted(url, key) == 20
+    assert _admitted(url, fresh_key()) == 0  # another key is another quota
+
+
+def test_the_store_comes_from_the_environment_and_a_bad_url_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llm_api_client import APIClient
+
+    monkeypatch.setenv("LLM_API_CLIENT_RATE_LIMIT_STORE", "redis://quota.internal:6379/0")
+    assert APIClient().rate_limit_store == "redis://quota.internal:6379/0"
+    assert APIClient(rate_limit_store="unix:///run/r.sock").rate_limit_store == "unix:///run/r.sock"
+    monkeypatch.delenv("LLM_API_CLIENT_RATE_LIMIT_STORE")
+    assert APIClient().rate_limit_store is None
+    with pytest.raises(ConfigurationError, match="rate_limit_store"):
+        APIClient(rate_limit_store="http://:secret@quota.internal")
+    with pytest.raises(ConfigurationError, match="rate_limit_key"):
+        APIClient(rate_limit_store="redis://quota.internal", rate_limit_key="")
+
+
+def test_the_cli_passes_the_store_and_key_to_the_client() -> None:
+    from llm_api_client.cli import main as cli_main
+    from llm_api_client.cli import run as run_module
+
+    argv = ["run", "in.jsonl", "-o", "out.jsonl", "--rate-limit-store", "rediss://q:6380/1",
+            "--rate-limit-key", "team-a"]  # fmt: skip
+    with run_module.make_client(cli_main.build_parser().parse_args(argv)) as client:
+        assert (client.rate_limit_store, client.rate_limit_key) == ("rediss://q:6380/1", "team-a")

@@ -493,6 +493,12 @@ class RedisRateLimiter(QuotaLimiter):
         )
         super().__init__(store, clock=clock, sleep=sleep)
 
+    def unlink(self) -> None:
+        """Nothing to remove: the quota outlives its clients (until it expires idle).
+
+        The process backend calls this where a shared-memory limiter removes its block.
+        """
+
     def _nap(self, seconds: float, seen: int) -> None:
         """Sleep up to ``seconds``, less when news arrives; the injected sleep may cancel."""
         self.store.listen()
