@@ -218,10 +218,12 @@ local function costs_arg(first)
             arg_number(first + 3)}
 end
 
--- ARGV[9..12] costs, ARGV[13] max_delay ("" = none).
+-- ARGV[9..12] costs, ARGV[13] max_delay ("" = none), ARGV[14] waiters of this incarnation
+-- (ARGV[15]) admitted since without a claim (they knew of no pause): no longer counted.
 -- Reply: {'turn', wait, held (0/1), episodes, incarnation, shift} or a refusal.
 local function reserve()
     local s, now = load()
+    if incarnation(s) == ARGV[15] then s[WAITERS] = s[WAITERS] - arg_number(14) end
     local max_delay = nil
     if ARGV[13] ~= '' then max_delay = tonumber(ARGV[13]) end
     if s[PROBE_UNTIL] ~= 0 then

@@ -196,6 +196,7 @@ class RedisStore:
         self._init_lock = threading.Lock()
         self._down = False
         self._learned: tuple[object, float] | None = None  # limits last sent, when
+        self._unclaimed: list[Any] = ["", 0]  # incarnation, waiters admitted without a claim
         self._connect(url)  # a bad URL fails here, not at the first request
 
     # -- connection -----------------------------------------------------------------------
@@ -225,6 +226,14 @@ class RedisStore:
         with self._lock:
             if self._listener is None:
                 self._listener = _Listener(self)
+
+    def hearing(self) -> bool:
+        """Whether every pause since this process last heard the state reaches it as it happens.
+
+        True while the listener is subscribed, from the state it read once subscribed on.
+        """
+        listener = self._listener
+        return listener is not None and listener.subscribed and self._pid == os.getpid()
 
     # -- running a script -----------------------------------------------------------------
     def _run(
@@ -315,10 +324,12 @@ class RedisStore:
 
     # -- the QuotaStore operations --------------------------------------------------------
     def reserve(self, cost: Cost, max_delay: float | None) -> RedisTurn:
-        args = [*map(_number, bucket.costs_of(cost)), _number(max_delay)]
+        settled, incarnation = self._take_unclaimed()
+        args = [*map(_number, bucket.costs_of(cost)), _number(max_delay), str(settled), incarnation]
         try:
             reply = self._run("reserve", args, give_up_after=max_delay)
         except _Unreachable as unreachable:
+            self.admitted_unclaimed(incarnation, settled)  # for the next reservation
             assert max_delay is not None
             raise bucket.delay_exceeded(unreachable.waited, max_delay) from None
         if reply[0] == "too_large":
@@ -334,6 +345,19 @@ class RedisStore:
                          held == "1")  # fmt: skip
         turn.incarnation = incarnation
         return turn
+
+    def admitted_unclaimed(self, incarnation: str, count: int = 1) -> None:
+        """Waiters admitted without a claim: the next reservation uncounts them (no round trip)."""
+        with self._lock:
+            if incarnation == self._unclaimed[0]:
+                self._unclaimed[1] += count
+            else:
+                self._unclaimed = [incarnation, count]
+
+    def _take_unclaimed(self) -> tuple[int, str]:
+        with self._lock:
+            (incarnation, count), self._unclaimed = self._unclaimed, ["", 0]
+        return int(count), str(incarnation)
 
     def claim(self, shift: float, incarnation: str) -> float | None:
         """``claim_turn`` of a turn of that incarnation; None: its state is lost, reserve again."""
@@ -434,6 +458,7 @@ class _Listener:
     def __init__(self, store: RedisStore) -> None:
         self._store = store
         self._stopped = threading.Event()
+        self.subscribed = False
         self._pubsub: Any = None
         self._thread = threading.Thread(target=self._run, name="redis-quota-news", daemon=True)
         self._thread.start()
@@ -444,12 +469,19 @@ class _Listener:
             try:
                 self._pubsub = self._store._redis().pubsub(ignore_subscribe_messages=True)
                 self._pubsub.subscribe(self._store.channel)
+                self._pubsub.get_message(timeout=constants.REDIS_SOCKET_TIMEOUT_SECONDS)
+                reply = self._store._run("snapshot", [], give_up_after=0.0)
+                self._store._heal(*reply[-2:])  # the state as of the subscription
+                self.subscribed = True
                 backoff = constants.REDIS_RETRY_FIRST_SECONDS
                 self._hear(self._pubsub)
-            except (redis.ConnectionError, redis.TimeoutError, ValueError, AttributeError):
+            except (redis.ConnectionError, redis.TimeoutError, ValueError, AttributeError,
+                    _Unreachable):  # fmt: skip
+                self.subscribed = False
                 self._stopped.wait(backoff)
                 backoff = min(2 * backoff, constants.REDIS_RETRY_MAX_SECONDS)
             finally:
+                self.subscribed = False
                 if self._pubsub is not None:
                     self._pubsub.close()
 
@@ -538,6 +570,11 @@ class RedisRateLimiter(QuotaLimiter):
                     if delay > 0:
                         self._nap(delay, seen)
                         continue
+                    if known == shift and self.store.hearing():
+                        # No pause since the turn was given, or we would have heard: admitted
+                        # without a round trip (the next reservation uncounts the waiter).
+                        self.store.admitted_unclaimed(incarnation)
+                        return True
                     known = self.store.claim(shift, incarnation)
                     if known is None:
                         return False  # reserved in a state that is gone
