@@ -124,12 +124,15 @@ def run_case(case: Case, scale: float) -> dict[str, Any]:
             redis_client.config_resetstat()
         start = time.monotonic()
         open(go, "w").close()
+        before_kill: dict[str, int] = {}  # a restart resets Redis's counts
         if server is not None and case.kill_at is not None:
-            _kill_and_restart(server, case.kill_at, case.outage)
+            _kill_and_restart(server, case.kill_at, case.outage, before_kill)
         results = [json.loads(process.communicate()[0].splitlines()[-1]) for process in clients]
         wall = time.monotonic() - start
         stats = sim.stats()
         commands = _commands(server.client()) if server else {}
+        for name, calls in before_kill.items():
+            commands[name] = commands.get(name, 0) + calls
         return _figures(case, sizes, results, stats, commands, wall)
     finally:
         sim.stop()
@@ -158,9 +161,10 @@ def _start_client(
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
 
 
-def _kill_and_restart(server: Any, kill_at: float, outage: float) -> None:
+def _kill_and_restart(server: Any, kill_at: float, outage: float, counts: dict[str, int]) -> None:
     def outage_then_restart() -> None:
         time.sleep(kill_at)
+        counts.update(_commands(server.client()))
         server.kill9()
         time.sleep(outage)
         server.start()
