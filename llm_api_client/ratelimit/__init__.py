@@ -34,7 +34,6 @@ from llm_api_client.ratelimit.base import (
 from llm_api_client.ratelimit.headers import (
     RateLimitInfo,
     parse_rate_limit_headers,
-    pause_seconds,
     retry_after_seconds,
 )
 from llm_api_client.ratelimit.limiter import QuotaLimiter
@@ -58,6 +57,5 @@ __all__ = [
     "SharedMemoryStore",
     "Turn",
     "parse_rate_limit_headers",
-    "pause_seconds",
     "retry_after_seconds",
 ]

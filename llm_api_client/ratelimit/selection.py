@@ -12,10 +12,17 @@ import os
 import urllib.parse
 
 from llm_api_client.errors import ConfigurationError
-from llm_api_client.ratelimit.base import Limits, Sleep
-from llm_api_client.ratelimit.limiter import QuotaLimiter
+from llm_api_client.ratelimit.base import Limits, RateLimiter
 
-__all__ = ["RATE_LIMIT_STORE_ENV", "SCHEMES", "network_limiter", "rate_limit_key", "store_url"]
+__all__ = [
+    "RATE_LIMIT_STORE_ENV",
+    "SCHEMES",
+    "checked",
+    "rate_limit_key",
+    "redis_limiter",
+    "store_for",
+    "store_url",
+]
 
 RATE_LIMIT_STORE_ENV = "LLM_API_CLIENT_RATE_LIMIT_STORE"
 SCHEMES = ("redis", "rediss", "unix")
@@ -42,14 +49,37 @@ def rate_limit_key(value: object) -> str:
     return value
 
 
-def network_limiter(
-    url: str, key: str, limits: Limits, *, probe_seconds: float, sleep: Sleep
-) -> QuotaLimiter:
-    """The limiter over the quota ``key`` at ``url`` (Redis)."""
+def checked(store: str | None, key: object) -> tuple[str | None, str]:
+    """``APIClient``'s ``rate_limit_store`` (or the environment's) and ``rate_limit_key``."""
+    return store_url(store), rate_limit_key(key)
+
+
+def store_for(url: str | None, key: str) -> str | None:
+    """The store the engine's runtime opens: the URL with the key as its fragment."""
+    return None if url is None else f"{url}#{urllib.parse.quote(key, safe='')}"
+
+
+def redis_limiter(store: str, limits: Limits) -> RateLimiter:
+    """``engine.runtime.STORES``' factory for Redis URLs (``store_for``'s form).
+
+    Every backend's threads and worker processes reach the quota through Redis (a forked
+    worker opens its own connections).
+    """
+    from llm_api_client._constants import DEFAULT_PROBE_SECONDS
+    from llm_api_client.engine import cancellation
+
     try:
         from llm_api_client.ratelimit.redis_store import RedisRateLimiter
     except ImportError as exc:
         raise ConfigurationError(
             "rate_limit_store needs redis-py: pip install 'llm-api-client[redis]'"
         ) from exc
-    return RedisRateLimiter(limits, url, key, probe_seconds=probe_seconds, sleep=sleep)
+    url, _, key = store.partition("#")
+    # cancellation.sleep: a request waiting for its turn is not sent once abandoned.
+    return RedisRateLimiter(
+        limits,
+        url,
+        urllib.parse.unquote(key) or "default",
+        probe_seconds=DEFAULT_PROBE_SECONDS,
+        sleep=cancellation.sleep,
+    )
