@@ -134,3 +134,8 @@ PROBE_POLL_SECONDS = 0.02
 # APIClient(transport=...) and `run --transport`: the lean HTTP path for plain OpenAI-compatible
 # chat completions where it reproduces litellm exactly ("auto"), litellm only, or lean only.
 TRANSPORTS = ("auto", "litellm", "http")
+
+# APIClient.embed: inputs per embeddings request when the caller does not say. OpenAI takes up to
+# 2,048 inputs (and 300,000 tokens) per request; 256 short texts stay far below both, and a
+# failed request then costs at most 256 vectors (retried as one).
+DEFAULT_EMBED_BATCH_SIZE = 256

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from llm_api_client._constants import (
 )
 from llm_api_client._redact import redact_request
 from llm_api_client.call.execute import Outcome
+from llm_api_client.embed import embed_texts
 from llm_api_client.engine.backend import Backend
 from llm_api_client.engine.coordinator import BatchOptions, BatchStream, Budget
 from llm_api_client.engine.execution import ExecutionConfig
@@ -304,6 +305,10 @@ class APIClient:
         """
         with self.stream((build_request(item) for item in items), ordered=True, **options) as s:
             yield from s
+
+    def embed(self, texts: Sequence[str], *, model: str, **options: Any) -> list[Any]:
+        """Vectors of ``texts`` in order, ``batch_size`` per request (``llm_api_client.embed``)."""
+        return embed_texts(self, texts, model=model, **options)
 
     # -- the seed's request helpers, kept for code that called them ------------------------
     def sanitize_completion_request(self, request: Mapping[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from llm_api_client.providers.answers import Usage, response_headers
 from llm_api_client.providers.base import Transport
 from llm_api_client.providers.pricing import cost_of
 from llm_api_client.providers.settlement import refund_for, settles_on_actual_usage
+from llm_api_client.providers.streaming import stream_timing
 from llm_api_client.providers.translate import translate_exception
 from llm_api_client.ratelimit.base import Admission, Cost, RateLimiter
 from llm_api_client.ratelimit.headers import parse_rate_limit_headers
@@ -191,6 +192,8 @@ def _record(
 ) -> UsageRecord:
     usage = Usage.of(response)
     model, provider = attempts.model, attempts.provider
+    timing = stream_timing(response)  # None unless the answer was streamed
+    per_token = timing.per_token(usage.completion) if timing else None
     return UsageRecord(
         index=attempts.index,
         model=model,
@@ -207,6 +210,9 @@ def _record(
         rate_limited=attempts.rate_limited,
         error=type(error).__name__ if error is not None else None,
         finished_at=time.time(),
+        time_to_first_token=timing.first_token if timing else None,
+        time_per_output_token=per_token,
+        output_tokens_per_second=1.0 / per_token if per_token else None,
     )
 
 
