@@ -103,6 +103,9 @@ _PASSED_THROUGH = frozenset(
 )
 # OpenAI embedding parameters litellm passes to an OpenAI-compatible endpoint as written.
 _EMBEDDING_PASSED_THROUGH = frozenset({"dimensions", "encoding_format", "user"})
+# litellm's embedding call ignores a request's ``organization`` (it sets a global of the openai
+# module, which the SDK's client does not read), so such a request stays on litellm.
+_DEFAULT_ENCODING_FORMAT_VARIABLE = "LITELLM_DEFAULT_EMBEDDING_ENCODING_FORMAT"
 # Where and how to send, not what: never in the body.
 _ROUTING = frozenset(
     {
@@ -118,6 +121,7 @@ _ROUTING = frozenset(
         "num_retries",
     }
 )
+_EMBEDDING_KEYS = (_EMBEDDING_PASSED_THROUGH | _ROUTING | {"model", "input"}) - {"organization"}
 # Reasoning models take fewer sampling parameters; litellm checks those, so they stay on litellm.
 _REASONING_PASSED_THROUGH = frozenset(
     {"max_completion_tokens", "max_tokens", "metadata", "n", "response_format", "seed"}
@@ -159,10 +163,10 @@ def lean_request(request: Mapping[str, Any]) -> bool:
 def _lean_embedding(request: Mapping[str, Any], model: str) -> bool:
     if _embedding_model(model, request.get("custom_llm_provider")) is None:
         return False
-    allowed = _EMBEDDING_PASSED_THROUGH | _ROUTING
-    return all(key in allowed or key in ("model", "input") for key in request) and (
-        "@" not in request_url(request)
-    )
+    if os.environ.get(_DEFAULT_ENCODING_FORMAT_VARIABLE):
+        return False  # litellm then sends an encoding_format of its own
+    keys_known = all(key in _EMBEDDING_KEYS for key in request)
+    return keys_known and "@" not in request_url(request)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -270,7 +274,7 @@ def request_headers(request: Mapping[str, Any]) -> dict[str, str]:
     if key:
         headers["authorization"] = f"Bearer {key}"
     organization = request.get("organization") or os.environ.get("OPENAI_ORGANIZATION")
-    if organization:
+    if organization and not is_embedding(request):  # litellm's embedding call sends none
         headers["openai-organization"] = str(organization)
     extra = request.get("extra_headers")
     if isinstance(extra, Mapping):
