@@ -16,23 +16,41 @@ from __future__ import annotations
 import base64
 import sys
 from array import array
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from llm_api_client._constants import DEFAULT_EMBED_BATCH_SIZE
 from llm_api_client.errors import ConfigurationError
 from llm_api_client.prepare.embedding import MAX_INPUTS
 
-if TYPE_CHECKING:
-    from llm_api_client.client import APIClient
-
-__all__ = ["embed_texts", "embedding_requests", "vectors_of"]
+__all__ = ["Embeddings", "embed_texts", "embedding_requests", "vectors_of"]
 
 Vector = list[float]
 
 
+class _Batches(Protocol):
+    def make_requests_with_retries(
+        self, requests: Iterable[Mapping[str, Any]], *, max_retries: int = ...
+    ) -> list[Any]: ...
+
+
+class Embeddings:
+    """``embed``, mixed into ``APIClient``."""
+
+    def embed(
+        self: _Batches, texts: Sequence[str], *, model: str, **options: Any
+    ) -> list[Vector | None]:
+        """Vectors of ``texts`` in order, ``batch_size`` inputs per request (see module doc).
+
+        Example::
+
+            vectors = client.embed(texts, model="text-embedding-3-small", batch_size=256)
+        """
+        return embed_texts(self, texts, model=model, **options)
+
+
 def embed_texts(
-    client: APIClient,
+    client: _Batches,
     texts: Sequence[str],
     *,
     model: str,
