@@ -12,6 +12,9 @@ engine calls ``add(record)`` in the parent for each finished request.
     print(tracker)                  # the summary
     tracker.to_json()               # everything, per model too
 
+Streamed calls (``stream=True``) add their time to first token, time per output token and output
+tokens per second, overall and per model: ``stream_timings(model=None)`` (``timings``).
+
 Memory is constant per record except one float (8 bytes) per response time, kept in an
 ``array('d')`` for exact percentiles. One lock guards all state; ``add_many`` takes it once.
 """
