@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -173,3 +174,14 @@ def test_run_answers_embedding_lines_in_the_batch_output_format(
     assert rows["refused"]["error"]["code"] == "BadRequestError"
     [failure] = map(json.loads, (tmp_path / "out.jsonl.failures.jsonl").read_text().splitlines())
     assert failure["custom_id"] == "refused" and failure["url"] == "/v1/embeddings"
+
+
+def test_vectors_of_puts_the_items_in_input_order_and_checks_their_number() -> None:
+    class Item:
+        def __init__(self, index: int, embedding: list[float]) -> None:
+            self.index, self.embedding = index, embedding
+
+    answer = SimpleNamespace(data=[{"index": 1, "embedding": [1.0]}, Item(0, [0.5])])
+    assert vectors_of(answer, 2) == [[0.5], [1.0]]
+    with pytest.raises(ValueError, match="expected 3 vectors"):
+        vectors_of(answer, 3)

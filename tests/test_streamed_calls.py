@@ -180,6 +180,7 @@ def test_stream_timings_merge_reset_and_stay_out_of_unstreamed_reports() -> None
     two.add(streamed("a", 0.4, 0.05, 5, 1))
     one.merge(two)
     assert one.stream_timings("a").time_to_first_token.mean == pytest.approx(0.3)
+    assert one.stream_timings().calls == 2 and one.details["streaming"]["calls"] == 2
     one.reset()
     assert one.stream_timings().calls == 0
     one.add(UsageRecord(index=0, model="a"))
