@@ -95,19 +95,20 @@ def test_time_per_output_token(timing: StreamTiming, tokens: int, expected: floa
     assert timing.per_token(tokens) == (pytest.approx(expected) if expected else None)
 
 
+def execute_once(request: dict[str, Any], transport: FunctionTransport) -> Any:
+    cost = Cost(input_tokens=10, output_tokens=10)
+    policy = RetryPolicy(max_retries=0)
+    return execute(
+        request, index=3, cost=cost, limiter=FakeLimiter(), policy=policy, transport=transport
+    )
+
+
 def test_the_transport_reads_a_stream_and_the_record_carries_its_timing() -> None:
     completion = functools.partial(litellm.completion, mock_response="a b c d e")
     transport = FunctionTransport(completion, clock=Ticking(0.1))
     request = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
 
-    outcome = execute(
-        request,
-        index=3,
-        cost=Cost(input_tokens=10, output_tokens=10),
-        limiter=FakeLimiter(),
-        policy=RetryPolicy(max_retries=0),
-        transport=transport,
-    )
+    outcome = execute_once(request, transport)
 
     assert outcome.ok and outcome.response.choices[0].message.content == "a b c d e"
     timing = stream_timing(outcome.response)
@@ -124,14 +125,7 @@ def test_the_transport_reads_a_stream_and_the_record_carries_its_timing() -> Non
 def test_an_unstreamed_record_has_no_timing() -> None:
     completion = functools.partial(litellm.completion, mock_response="a b c")
     request = {"model": "gpt-4o-mini", "messages": MESSAGES}
-    outcome = execute(
-        request,
-        index=0,
-        cost=Cost(input_tokens=1, output_tokens=1),
-        limiter=FakeLimiter(),
-        policy=RetryPolicy(max_retries=0),
-        transport=FunctionTransport(completion),
-    )
+    outcome = execute_once(request, FunctionTransport(completion))
     record = outcome.record
     assert outcome.ok and record.time_to_first_token is None
     assert record.time_per_output_token is None and record.output_tokens_per_second is None
