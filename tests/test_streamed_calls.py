@@ -168,11 +168,9 @@ def test_the_tracker_reports_stream_timings_per_model_with_numpy_percentiles() -
     assert "Streamed calls: 60, time to first token: mean" in str(tracker)
 
 
-def test_stream_timings_merge_reset_and_stay_out_of_unstreamed_reports() -> None:
-    one, two = APIUsageTracker(), APIUsageTracker()
-    one.add(streamed("a", 0.2, 0.05, 5, 0))
-    two.add(streamed("a", 0.4, 0.05, 5, 1))
-    one.merge(two)
+def test_stream_timings_reset_and_stay_out_of_unstreamed_reports() -> None:
+    one = APIUsageTracker()
+    one.add_many([streamed("a", 0.2, 0.05, 5, 0), streamed("a", 0.4, 0.05, 5, 1)])
     assert one.stream_timings("a").time_to_first_token.mean == pytest.approx(0.3)
     assert one.stream_timings().calls == 2 and one.details["streaming"]["calls"] == 2
     one.reset()

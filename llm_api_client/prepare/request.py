@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +39,7 @@ from llm_api_client.providers.models import max_output_tokens
 from llm_api_client.ratelimit.base import Cost
 from llm_api_client.request_kind import is_embedding, is_streamed
 
-__all__ = ["PreparedRequest", "prepare_batch", "prepare_request", "validate_request"]
+__all__ = ["PreparedRequest", "prepare_request", "validate_request"]
 
 
 @dataclass(frozen=True)
@@ -87,23 +87,6 @@ def _prepared_embedding(request: Mapping[str, Any], index: int) -> PreparedReque
     # Nothing to sanitize or truncate: an embedding model takes its inputs whole or refuses.
     cost = Cost(input_tokens=embedding_tokens(request), output_tokens=0)
     return PreparedRequest(index=index, request=dict(request), cost=cost, model=request["model"])
-
-
-def prepare_batch(
-    requests: Iterable[object], *, start: int = 0, sanitize: bool = True
-) -> list[PreparedRequest | RequestError]:
-    """``prepare_request`` over many requests; a rejected one yields its error, not a raise.
-
-    Batching does not make counting faster (see the benchmark: tiktoken's batch API pays a
-    thread-pool hop per text), so this is a convenience loop with per-request errors.
-    """
-    out: list[PreparedRequest | RequestError] = []
-    for offset, request in enumerate(requests):
-        try:
-            out.append(prepare_request(request, index=start + offset, sanitize=sanitize))
-        except RequestError as exc:
-            out.append(exc)
-    return out
 
 
 # --------------------------------------------------------------------------------------------
