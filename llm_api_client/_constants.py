@@ -158,3 +158,8 @@ REDIS_SOCKET_TIMEOUT_SECONDS = 2.0
 REDIS_HOLD_POLL_SECONDS = 0.5
 REDIS_NAP_SLICE_SECONDS = 0.25
 REDIS_REMAINING_EVERY_SECONDS = 1.0
+
+# APIClient.embed: inputs per embeddings request when the caller does not say. OpenAI takes up to
+# 2,048 inputs (and 300,000 tokens) per request; 256 short texts stay far below both, and a
+# failed request then costs at most 256 vectors (retried as one).
+DEFAULT_EMBED_BATCH_SIZE = 256

@@ -24,6 +24,7 @@ from llm_api_client._constants import (
     DEFAULT_MAX_TOKENS_PER_MINUTE,
 )
 from llm_api_client._seed_compat import SeedRequestHelpers, history_entry, log_failures
+from llm_api_client.embed import Embeddings
 from llm_api_client.engine.coordinator import BatchOptions, BatchStream, Budget
 from llm_api_client.engine.execution import ExecutionConfig
 from llm_api_client.engine.runtime import Runtime
@@ -36,7 +37,7 @@ from llm_api_client.records import Result
 from llm_api_client.tracker import APIUsageTracker
 
 
-class APIClient(SeedRequestHelpers):
+class APIClient(SeedRequestHelpers, Embeddings):
     """Rate-limited, concurrent LLM requests through litellm, from a few to millions.
 
     Example::
