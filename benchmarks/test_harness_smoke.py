@@ -233,3 +233,26 @@ def test_soak_markdown_puts_warm_and_end_side_by_side() -> None:
     assert "| coordinator RSS | 300,000 KiB | 301,024 KiB |" in lines
     assert "| workers' RSS (all) | 440,000 KiB | 456,448 KiB |" in lines
     assert lines[-1] == "49,997 of 50,000 answered, 247.4 requests/s over 202.1 s."
+
+
+def test_overhead_profile_charges_built_ins_to_their_callers_and_leaves_itself_out() -> None:
+    import overhead_profile as profile
+
+    execute = "/x/llm_api_client/call/execute.py:57(send)"
+    limiter = "/x/llm_api_client/ratelimit/limiter.py:10(admit)"
+    before = {(execute, execute): 1.0, ("~:0(isinstance)", limiter): 0.5}
+    after = {
+        (execute, execute): 3.0,
+        ("~:0(isinstance)", limiter): 1.5,
+        ("/lib/cProfile.py:55(snapshot_stats)", "/lib/cProfile.py:55(snapshot_stats)"): 9.0,
+        ("/x/site-packages/somewhere.py:1(f)", "/x/site-packages/somewhere.py:1(f)"): 0.5,
+    }
+    stages = profile.by_stage(before, after)
+    assert stages == {
+        "per-request call and retry (tenacity)": 2.0,
+        "rate limiter": 1.0,
+        profile.OTHER: 0.5,
+    }
+    text = profile.table(0.001, stages, markdown=True)
+    assert "| per-request call and retry (tenacity) | 57.1% | 571 |" in text
+    assert text.splitlines()[-1] == "| total | 100% | 1000 |"
