@@ -28,6 +28,13 @@ MAX_RETRY_AFTER_SECONDS = 60.0
 # One Python process sustains about 220-270 litellm calls/s on this class of machine (litellm
 # spends 3.6-4.4 ms of CPU per call under the GIL). Plan each worker process for this share.
 CALLS_PER_SECOND_PER_PROCESS = 150.0
+# On the lean transport (plain OpenAI-compatible requests sent without litellm) a request costs
+# about 1.8 ms of CPU in all at processes=0 (0.146x a bare litellm pool's 12.6 ms,
+# benchmarks/lean_transport.py), and one process answered 265 requests/s at 0 ms on a loaded
+# 2-core machine while 2 worker processes answered 82: pickling each answer through the pipes
+# costs more than the litellm call it no longer hides. Planned at about 60% of the measured
+# capacity, as above.
+LEAN_CALLS_PER_SECOND_PER_PROCESS = 300.0
 
 # Requests in flight by default: enough to reach the rate limit at the observed latency, capped
 # (engine.sizing.LatencyWindow). Little's law: concurrency = rate x latency; 2 s until observed.

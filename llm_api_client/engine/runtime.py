@@ -43,6 +43,7 @@ from llm_api_client.engine.sizing import (
     FixedWindow,
     LatencyWindow,
     Window,
+    calls_per_second_per_process,
     default_processes,
     split_threads,
 )
@@ -172,7 +173,8 @@ class Runtime:
         """Worker processes for a batch of ``size`` requests (None: unknown); 0 runs threads."""
         if self.processes is not None:
             return self.processes
-        return default_processes(self.limits.requests_per_minute, size)
+        per_process = calls_per_second_per_process(self.execution.transport)
+        return default_processes(self.limits.requests_per_minute, size, per_process)
 
     def plan(self, size: int | None, max_workers: int | None = None) -> Plan:
         """The backend and shape a batch of ``size`` requests runs on."""

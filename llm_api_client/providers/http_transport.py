@@ -39,7 +39,11 @@ import aiohttp
 import httpx
 
 from llm_api_client import _offline, errors
-from llm_api_client._constants import TRANSPORTS
+from llm_api_client._constants import (
+    CALLS_PER_SECOND_PER_PROCESS,
+    LEAN_CALLS_PER_SECOND_PER_PROCESS,
+    TRANSPORTS,
+)
 from llm_api_client._redact import redact_text
 from llm_api_client.providers import aio_client
 from llm_api_client.providers.aio_client import seconds
@@ -290,6 +294,8 @@ class HTTPTransport:
     sockets itself, so it pickles to worker processes as it is.
     """
 
+    calls_per_second_per_process = LEAN_CALLS_PER_SECOND_PER_PROCESS  # for engine.sizing
+
     def setup(self) -> None:
         build_response_types()
         aio_client.client()
@@ -432,6 +438,14 @@ class AutoTransport:
     def setup(self) -> None:
         self.litellm.setup()
         self.lean.setup()
+
+    @property
+    def calls_per_second_per_process(self) -> float:
+        """What ``engine.sizing`` plans one process for: the lean path's unless litellm is
+        customised (then every request goes through litellm)."""
+        if litellm_is_customised():
+            return CALLS_PER_SECOND_PER_PROCESS
+        return LEAN_CALLS_PER_SECOND_PER_PROCESS
 
     def complete(self, request: dict[str, Any], *, timeout: Any) -> Any:
         if litellm_is_customised() or not lean_request(request):
