@@ -134,3 +134,8 @@ PROBE_POLL_SECONDS = 0.02
 # APIClient(transport=...) and `run --transport`: the lean HTTP path for plain OpenAI-compatible
 # chat completions where it reproduces litellm exactly ("auto"), litellm only, or lean only.
 TRANSPORTS = ("auto", "litellm", "http")
+
+# The asyncio API (``aio``): results the batch's driver thread may hand to the event loop before
+# the loop takes them. Beyond it the driver waits, and so does the engine (bounded memory with a
+# slow consumer); any number above a few keeps the driver from waiting on a loop that keeps up.
+HANDOFF_RESULTS = 64

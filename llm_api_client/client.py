@@ -27,6 +27,7 @@ from llm_api_client._constants import (
     MAX_THREADS_PER_PROCESS,
 )
 from llm_api_client._redact import redact_request
+from llm_api_client.aio import AsyncClientMixin
 from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.backend import Backend
 from llm_api_client.engine.coordinator import BatchOptions, BatchStream, Budget
@@ -100,7 +101,7 @@ def _forget_inherited_resources() -> None:
 os.register_at_fork(after_in_child=_forget_inherited_resources)
 
 
-class APIClient:
+class APIClient(AsyncClientMixin):  # the asyncio methods: aio.py
     """Rate-limited, concurrent LLM requests through litellm, from a few to millions.
 
     Example::
