@@ -39,6 +39,7 @@ from llm_api_client.engine.sizing import (
     default_processes,
     split_threads,
 )
+from llm_api_client.engine.start_method import choose_start_method
 from llm_api_client.errors import ConfigurationError, LLMAPIClientError
 from llm_api_client.prepare.chat_tokens import count_message_tokens
 from llm_api_client.prepare.sanitize import sanitize_request
@@ -127,7 +128,9 @@ class APIClient(AsyncClientMixin):  # the asyncio methods: aio.py
     library's own HTTP client and everything else (and everything, while litellm has callbacks,
     a cache or a replaced ``litellm.completion``) through litellm; ``"litellm"`` sends everything
     through litellm; ``"http"`` only the lean way (other requests fail with
-    ``InvalidRequestError``). Ignored when ``completion`` is given.
+    ``InvalidRequestError``). Ignored when ``completion`` is given. ``start_method``: how
+    worker processes start, ``"fork"`` or ``"spawn"`` (default: ``LLM_API_CLIENT_START_METHOD``,
+    else fork on Linux and spawn elsewhere; see ``engine.start_method``).
 
     A client runs one batch at a time. Use it as a context manager, or call ``close()``, to
     stop its worker processes and free its shared memory (done at exit otherwise).
@@ -148,6 +151,7 @@ class APIClient(AsyncClientMixin):  # the asyncio methods: aio.py
         keep_history: bool = True,
         completion: Callable[..., Any] | None = None,
         transport: str = "auto",
+        start_method: str | None = None,
     ) -> None:
         _check_settings(
             max_requests_per_minute=max_requests_per_minute,
@@ -169,6 +173,7 @@ class APIClient(AsyncClientMixin):  # the asyncio methods: aio.py
         self.max_cost = max_cost
         self.processes = processes
         self.keep_history = keep_history
+        self.start_method = choose_start_method(start_method)  # "fork", "spawn", ...
         self.limits = Limits(
             requests_per_minute=max_requests_per_minute,
             tokens_per_minute=max_tokens_per_minute,
@@ -438,7 +443,9 @@ class APIClient(AsyncClientMixin):  # the asyncio methods: aio.py
             )
         from llm_api_client.engine.processes import ProcessBackend
 
-        return ProcessBackend(self._make_shared_limiter(), self._execution, processes, threads)
+        limiter = self._make_shared_limiter()
+        method = self.start_method
+        return ProcessBackend(limiter, self._execution, processes, threads, start_method=method)
 
     def _make_limiter(self) -> RateLimiter:
         from llm_api_client.engine import cancellation
@@ -450,9 +457,14 @@ class APIClient(AsyncClientMixin):  # the asyncio methods: aio.py
         )
 
     def _make_shared_limiter(self) -> SharedMemoryRateLimiter:
+        import multiprocess
+
         from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
 
-        return SharedMemoryRateLimiter(self.limits, probe_seconds=DEFAULT_PROBE_SECONDS)
+        context = multiprocess.get_context(self.start_method)  # locks its workers can take
+        return SharedMemoryRateLimiter(
+            self.limits, probe_seconds=DEFAULT_PROBE_SECONDS, context=context
+        )
 
 
 # What each setting and per-call argument may be (see ``_settings``).

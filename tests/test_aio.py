@@ -19,7 +19,10 @@ from llm_api_client.errors import BadRequestError
 from llm_api_client.simulator import Simulator
 from tests.fakes import FakeCompletion, chat
 
-BACKENDS = [pytest.param(0, id="threads"), pytest.param(2, id="processes")]
+BACKENDS = [
+    pytest.param(0, id="threads"),
+    pytest.param(2, id="processes", marks=pytest.mark.processes),
+]
 # The loop must never wait longer than this between two ticks 10 ms apart.
 MAX_TICK_GAP_SECONDS = 0.25
 
@@ -157,6 +160,7 @@ def test_errors_reach_the_awaiting_task_as_their_own_type():
         assert asyncio.run(client.amake_requests([chat("again")]))[0] is not None
 
 
+@pytest.mark.processes
 def test_async_with_closes_the_workers():
     async def main() -> APIClient:
         async with APIClient(None, None, processes=1, completion=FakeCompletion()) as client:
