@@ -172,6 +172,29 @@ def test_async_with_closes_the_workers():
     assert not multiprocess.active_children()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cancelling_ends_a_batch_whose_calls_are_all_still_on_the_wire(backend):
+    async def main(client: APIClient) -> float:
+        task = asyncio.create_task(client.amake_requests([chat("q #sleep=20")] * 4))
+        while client._resources.backend is None or not client._busy.locked():
+            await asyncio.sleep(0.02)  # the batch has started
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic() - started
+
+    with APIClient(None, None, processes=backend, completion=FakeCompletion()) as client:
+        seconds = asyncio.run(main(client))
+        assert not client._busy.locked()  # the batch ended: the client takes the next one
+
+    assert seconds < 10  # not the 20 s the calls take: no result had to arrive first
+    # The driver is gone; a thread of the thread backend on the wire finishes in the background.
+    assert "llm-api-client-async" not in _engine_threads()
+    assert not multiprocess.active_children()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cancelling_the_task_cancels_the_batch(backend):
