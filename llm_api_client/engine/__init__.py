@@ -22,8 +22,9 @@
 Each worker ignores Ctrl-C and exits when its parent dies (unlinking the shared memory the
 parent can no longer unlink). The coordinator knows which requests each worker holds: when a
 worker dies they are sent again once (then fail with ``WorkerCrashedError``) and a replacement
-is forked. Small batches, and limits one process can serve, run on a ``ThreadBackend`` in the
-calling process instead: the same loop, the same per-request pipeline, daemon threads, an
+is started. Workers are forked on Linux and spawned elsewhere (``start_method``). Small
+batches, and limits one process can serve, run on a ``ThreadBackend`` in the calling process
+instead: the same loop, the same per-request pipeline, daemon threads, an
 in-process limiter, no processes and no shared memory.
 
 When a batch is abandoned (``close()``, ``break``, Ctrl-C, the timeout, an error in the caller's
@@ -34,5 +35,6 @@ by the tracker. A forked child leaves its parent's workers alone and starts its 
 Modules: ``coordinator`` (the loop, ``BatchStream``), ``processes`` and ``threads`` (the two
 backends), ``worker`` (the worker process), ``execution`` (one request in a worker thread),
 ``cancellation`` (waits an abandon cuts short), ``messages`` (what crosses the queues),
-``sizing`` (default processes and threads).
+``sizing`` (default processes and threads), ``start_method`` (fork or spawn). The asyncio API
+(``llm_api_client.aio``) drives the same ``BatchStream`` from a thread of its own.
 """
