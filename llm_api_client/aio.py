@@ -36,7 +36,9 @@ import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
+from llm_api_client import _settings
 from llm_api_client._constants import HANDOFF_RESULTS
+from llm_api_client._seed_compat import history_entry, log_failures
 from llm_api_client.engine.coordinator import POLL_SECONDS, BatchStream
 from llm_api_client.records import Result
 
@@ -221,9 +223,7 @@ async def _make_list(
     timeout: float | None,
 ) -> list[Any]:
     """The async twin of ``APIClient._make_list``: the same list, errors and history."""
-    from llm_api_client.client import _check_settings, _history_entry
-
-    _check_settings(max_retries=max_retries, max_workers=max_workers, timeout=timeout)
+    _settings.check(max_retries=max_retries, max_workers=max_workers, timeout=timeout)
     if isinstance(requests, AsyncIterable):
         requests = [request async for request in requests]
     requests = list(requests)
@@ -236,8 +236,8 @@ async def _make_list(
         responses[result.index] = result.response
         if result.error is not None:
             client.last_errors[result.index] = result.error
-    client._log_failures(len(requests))
+    log_failures(client.last_errors, len(requests))
     if client.keep_history:  # dumping every response is CPU work: off the loop too
-        entries = await asyncio.to_thread(list, map(_history_entry, requests, responses))
+        entries = await asyncio.to_thread(list, map(history_entry, requests, responses))
         client._history.extend(entries)
     return responses

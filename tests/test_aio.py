@@ -176,7 +176,7 @@ def test_async_with_closes_the_workers():
 def test_cancelling_ends_a_batch_whose_calls_are_all_still_on_the_wire(backend):
     async def main(client: APIClient) -> float:
         task = asyncio.create_task(client.amake_requests([chat("q #sleep=20")] * 4))
-        while client._resources.backend is None or not client._busy.locked():
+        while client._runtime.backend is None or not client._runtime._busy.locked():
             await asyncio.sleep(0.02)  # the batch has started
         await asyncio.sleep(0.3)
         started = time.monotonic()
@@ -187,7 +187,7 @@ def test_cancelling_ends_a_batch_whose_calls_are_all_still_on_the_wire(backend):
 
     with APIClient(None, None, processes=backend, completion=FakeCompletion()) as client:
         seconds = asyncio.run(main(client))
-        assert not client._busy.locked()  # the batch ended: the client takes the next one
+        assert not client._runtime._busy.locked()  # the batch ended: the client takes the next one
 
     assert seconds < 10  # not the 20 s the calls take: no result had to arrive first
     # The driver is gone; a thread of the thread backend on the wire finishes in the background.

@@ -64,7 +64,7 @@ def test_workers_started_each_way_share_the_parents_rate_limiter(monkeypatch, me
         None, None, processes=2, completion=answer_with_origin, start_method=method
     ) as client:
         responses = client.make_requests(requests)
-        admitted = client._resources.backend._limiter.snapshot().admitted
+        admitted = client._runtime.backend._limiter.snapshot().admitted
 
     answers = [r.choices[0].message.content.split(" ", 1) for r in responses]
     pids = {pid for pid, _ in answers}
