@@ -18,6 +18,7 @@ from llm_api_client._constants import HANDOFF_RESULTS
 from llm_api_client.errors import BadRequestError
 from llm_api_client.simulator import Simulator
 from tests.fakes import FakeCompletion, chat
+from tests.test_client_e2e import request as sim_request
 
 BACKENDS = [
     pytest.param(0, id="threads"),
@@ -25,17 +26,6 @@ BACKENDS = [
 ]
 # The loop must never wait longer than this between two ticks 10 ms apart.
 MAX_TICK_GAP_SECONDS = 0.25
-
-
-def sim_request(sim: Simulator, i: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "model": "openai/gpt-4o-mini",
-        "messages": [{"role": "user", "content": f"request number {i}"}],
-        "api_base": sim.base_url,
-        "api_key": "sk-test-not-a-real-key",
-        "max_tokens": 8,
-        **extra,
-    }
 
 
 class Ticker:

@@ -56,6 +56,7 @@ def test_an_unknown_start_method_is_refused_when_the_client_is_made(monkeypatch,
 
 
 @pytest.mark.processes
+@pytest.mark.timeout(300)  # two spawned workers import litellm: minutes on a loaded machine
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_workers_started_each_way_share_the_parents_rate_limiter(monkeypatch, method):
     monkeypatch.setattr(f"{__name__}._STARTED_AS", "the parent, changed at run time")
