@@ -32,6 +32,7 @@ from llm_api_client.errors import ConfigurationError, LLMAPIClientError
 from llm_api_client.providers.http_transport import make_transport
 from llm_api_client.providers.litellm_transport import FunctionTransport
 from llm_api_client.ratelimit.base import Limits
+from llm_api_client.ratelimit.selection import checked, store_for
 from llm_api_client.records import Result
 from llm_api_client.tracker import APIUsageTracker
 
@@ -62,8 +63,10 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin):  # async methods: aio.py
     library's own HTTP client and everything else (and everything, while litellm has callbacks,
     a cache or a replaced ``litellm.completion``) through litellm; ``"litellm"`` sends everything
     through litellm; ``"http"`` only the lean way (other requests fail with
-    ``InvalidRequestError``). Ignored when ``completion`` is given. ``start_method``: "fork" or
-    "spawn", how worker processes start (default: see ``engine.start_method``).
+    ``InvalidRequestError``). Ignored when ``completion`` is given. ``rate_limit_store`` (a
+    ``redis://``, ``rediss://`` or ``unix://`` URL; default ``$LLM_API_CLIENT_RATE_LIMIT_STORE``)
+    and ``rate_limit_key``: one quota for every client naming them, on any host (docs/redis).
+    ``start_method``: "fork" or "spawn", how worker processes start (see engine.start_method).
 
     A client runs one batch at a time. Use it as a context manager, or call ``close()``, to
     stop its worker processes and free its shared memory (done at exit otherwise).
@@ -84,6 +87,8 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin):  # async methods: aio.py
         keep_history: bool = True,
         completion: Callable[..., Any] | None = None,
         transport: str = "auto",
+        rate_limit_store: str | None = None,
+        rate_limit_key: str = "default",
         start_method: str | None = None,
     ) -> None:
         _settings.check(**{k: v for k, v in locals().items() if k in _settings.CLIENT_RULES})
@@ -95,6 +100,7 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin):  # async methods: aio.py
         self.max_delay_seconds = max_delay_seconds
         self.max_cost = max_cost
         self.processes = processes
+        self.rate_limit_store, self.rate_limit_key = checked(rate_limit_store, rate_limit_key)
         self.keep_history = keep_history
         per_minute = (max_requests_per_minute, max_tokens_per_minute, input_tokens_per_minute)
         self.limits = Limits(*per_minute, output_tokens_per_minute, burst_seconds)
@@ -102,14 +108,11 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin):  # async methods: aio.py
         execution = ExecutionConfig(max_delay=max_delay_seconds, transport=chosen)
         self._tracker = APIUsageTracker()
         self._history: list[dict[str, Any]] = []
-        self._runtime = Runtime(
-            self.limits,
-            execution,
-            processes=processes,
-            max_workers=max_workers,
-            late_usage=self._tracker.add_calls,  # the tracker, not the client: no cycle
-            start_method=start_method,
-        )
+        late = self._tracker.add_calls  # the tracker, not the client: no cycle
+        store = store_for(self.rate_limit_store, self.rate_limit_key)  # None: the client's own
+        self._runtime = Runtime(self.limits, execution, processes=processes,
+                                max_workers=max_workers, late_usage=late, store=store,
+                                start_method=start_method)  # fmt: skip
         self._finalizer = weakref.finalize(self, self._runtime.close)
         self.last_errors: dict[int, LLMAPIClientError] = {}
 

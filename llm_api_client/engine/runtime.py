@@ -33,6 +33,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from llm_api_client._constants import DEFAULT_PROBE_SECONDS, MAX_THREADS_PER_PROCESS
 from llm_api_client.engine import cancellation
@@ -47,6 +48,7 @@ from llm_api_client.engine.sizing import (
 )
 from llm_api_client.engine.start_method import choose_start_method
 from llm_api_client.errors import ConfigurationError
+from llm_api_client.ratelimit import selection
 from llm_api_client.ratelimit.base import Limits, RateLimiter
 from llm_api_client.records import UsageRecord
 
@@ -86,6 +88,7 @@ def _shared_memory_limiter(url: str, limits: Limits) -> RateLimiter:
 
 
 STORES: dict[str, StoreFactory] = {"local": _local_limiter, "shared-memory": _shared_memory_limiter}
+STORES.update(dict.fromkeys(selection.SCHEMES, selection.redis_limiter))  # docs/redis
 
 
 def limiter_for(url: str, limits: Limits) -> RateLimiter:
@@ -120,10 +123,11 @@ def _start_processes(runtime: Runtime, plan: Plan, limiter: RateLimiter) -> Back
     from llm_api_client.engine.processes import ProcessBackend
     from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
 
-    assert isinstance(limiter, SharedMemoryRateLimiter)  # workers map it (see start_method)
-    return ProcessBackend(
-        limiter, runtime.execution, plan.processes, plan.threads, start_method=runtime.start_method
-    )
+    # Forked workers inherit a shared-memory limiter's mapping; a Redis one connects again.
+    assert isinstance(limiter, SharedMemoryRateLimiter) or hasattr(limiter, "unlink")
+    return ProcessBackend(cast(SharedMemoryRateLimiter, limiter), runtime.execution,
+                          plan.processes, plan.threads,
+                          start_method=runtime.start_method)  # fmt: skip
 
 
 BACKENDS: dict[str, BackendKind] = {
@@ -137,8 +141,10 @@ class Runtime:
 
     ``processes`` (None: by the limit and the batch size) and ``max_workers`` (None: follow the
     latency) are the client's settings; ``backend`` names a ``BACKENDS`` entry instead of the
-    choice by ``processes``. ``late_usage`` receives the usage of calls that finish after their
-    batch was abandoned (the tracker's ``add_calls``: never the client, which would keep it alive).
+    choice by ``processes``. ``store`` (a ``STORES`` URL, e.g. Redis) holds every backend's
+    quota instead of the backend kind's own store. ``late_usage`` receives the usage of calls
+    that finish after their batch was abandoned (the tracker's ``add_calls``: never the client,
+    which would keep it alive).
     """
 
     def __init__(
@@ -150,6 +156,7 @@ class Runtime:
         max_workers: int | None = None,
         backend: str | None = None,
         late_usage: Callable[[UsageRecord], None] = lambda record: None,
+        store: str | None = None,
         start_method: str | None = None,
     ) -> None:
         if backend is not None and backend not in BACKENDS:
@@ -161,6 +168,7 @@ class Runtime:
         self.backend_name = backend
         self.late_usage = late_usage
         self.start_method = choose_start_method(start_method)  # of worker processes
+        self.store = store  # a STORES URL every backend's limiter uses instead of its kind's
         self.backend: Backend | None = None
         self._plan: Plan | None = None
         self._kept: dict[str, RateLimiter] = {}  # limiters of ``shared`` kinds, by store
@@ -228,16 +236,14 @@ class Runtime:
         return self.backend
 
     def _limiter_for(self, kind: BackendKind) -> RateLimiter:
-        if not kind.shared:
-            return limiter_for(self._store_url(kind.store), self.limits)
-        if kind.store not in self._kept:
-            self._kept[kind.store] = limiter_for(self._store_url(kind.store), self.limits)
-        return self._kept[kind.store]
-
-    def _store_url(self, store: str) -> str:
+        store = self.store or kind.store
         if store == "shared-memory":  # its locks must suit how the workers start
-            return f"shared-memory://{self.start_method}"
-        return store
+            store = f"shared-memory://{self.start_method}"
+        if not kind.shared:
+            return limiter_for(store, self.limits)
+        if store not in self._kept:
+            self._kept[store] = limiter_for(store, self.limits)
+        return self._kept[store]
 
     # -- lifecycle ------------------------------------------------------------------------
     def close_backend(self) -> None:
