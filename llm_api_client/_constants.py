@@ -142,6 +142,10 @@ PROBE_POLL_SECONDS = 0.02
 # chat completions where it reproduces litellm exactly ("auto"), litellm only, or lean only.
 TRANSPORTS = ("auto", "litellm", "http")
 
+# The asyncio API (``aio``): results the batch's driver thread may hand to the event loop before
+# the loop takes them. Beyond it the driver waits, and so does the engine (bounded memory with a
+# slow consumer); any number above a few keeps the driver from waiting on a loop that keeps up.
+HANDOFF_RESULTS = 64
 # RedisStore (ratelimit/redis_store.py). A quota's state expires after REDIS_IDLE_EXPIRY_SECONDS
 # without an operation (an expired or lost state is made again empty, with slow start armed).
 # Redis unreachable: an operation is tried again after REDIS_RETRY_FIRST_SECONDS, doubling up to

@@ -24,6 +24,7 @@ from llm_api_client._constants import (
     DEFAULT_MAX_TOKENS_PER_MINUTE,
 )
 from llm_api_client._seed_compat import SeedRequestHelpers, history_entry, log_failures
+from llm_api_client.aio import AsyncClientMixin
 from llm_api_client.embed import Embeddings
 from llm_api_client.engine.coordinator import BatchOptions, BatchStream, Budget
 from llm_api_client.engine.execution import ExecutionConfig
@@ -37,7 +38,7 @@ from llm_api_client.records import Result
 from llm_api_client.tracker import APIUsageTracker
 
 
-class APIClient(SeedRequestHelpers, Embeddings):
+class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, embed.py
     """Rate-limited, concurrent LLM requests through litellm, from a few to millions.
 
     Example::
@@ -66,6 +67,7 @@ class APIClient(SeedRequestHelpers, Embeddings):
     ``InvalidRequestError``). Ignored when ``completion`` is given. ``rate_limit_store`` (a
     ``redis://``, ``rediss://`` or ``unix://`` URL; default ``$LLM_API_CLIENT_RATE_LIMIT_STORE``)
     and ``rate_limit_key``: one quota for every client naming them, on any host (docs/redis).
+    ``start_method``: "fork" or "spawn", how worker processes start (see engine.start_method).
 
     A client runs one batch at a time. Use it as a context manager, or call ``close()``, to
     stop its worker processes and free its shared memory (done at exit otherwise).
@@ -88,6 +90,7 @@ class APIClient(SeedRequestHelpers, Embeddings):
         transport: str = "auto",
         rate_limit_store: str | None = None,
         rate_limit_key: str = "default",
+        start_method: str | None = None,
     ) -> None:
         _settings.check(**{k: v for k, v in locals().items() if k in _settings.CLIENT_RULES})
         if completion is not None and not callable(completion):
@@ -109,7 +112,8 @@ class APIClient(SeedRequestHelpers, Embeddings):
         late = self._tracker.add_calls  # the tracker, not the client: no cycle
         store = store_for(self.rate_limit_store, self.rate_limit_key)  # None: the client's own
         self._runtime = Runtime(self.limits, execution, processes=processes,
-                                max_workers=max_workers, late_usage=late, store=store)  # fmt: skip
+                                max_workers=max_workers, late_usage=late, store=store,
+                                start_method=start_method)  # fmt: skip
         self._finalizer = weakref.finalize(self, self._runtime.close)
         self.last_errors: dict[int, LLMAPIClientError] = {}
 

@@ -44,8 +44,9 @@ Who does what:
   re-dispatches the requests of a dead worker once (then ``WorkerCrashedError``); adds each
   usage record to the tracker; yields ``Result`` objects, in input order if asked; enforces
   the batch timeout.
-- A worker process (``worker``, started by ``processes.ProcessBackend``, forked so that it
-  inherits the limiter's shared memory): reads ``CallItem``s from its task pipe into a thread
+- A worker process (``worker``, started by ``processes.ProcessBackend``: forked on Linux,
+  inheriting the limiter's shared memory; spawned elsewhere or when asked, mapping it by name,
+  see ``start_method``): reads ``CallItem``s from its task pipe into a thread
   pool, sends each ``Outcome`` as soon as it is known, ignores Ctrl-C, and exits when its parent
   dies (unlinking the shared memory the parent can no longer unlink).
 - A worker thread (``execution.run_item`` → ``call.execute``): one request from admission to
@@ -64,5 +65,7 @@ Modules: ``runtime`` (backend and store, their lifecycle), ``coordinator`` (the 
 ``BatchStream``, ``Budget``), ``processes`` and ``threads`` (the two backends, behind
 ``backend.Backend``), ``worker`` (the worker process), ``execution`` (one item in a worker
 thread), ``cancellation`` (waits an abandon cuts short), ``messages`` (what crosses the pipes),
-``sizing`` (default processes and the in-flight window).
+``sizing`` (default processes and the in-flight window), ``start_method`` (fork or spawn).
+The asyncio API (``llm_api_client.aio``) drives the same ``BatchStream`` from a thread of its
+own and hands the results to the event loop.
 """

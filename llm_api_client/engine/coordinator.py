@@ -160,6 +160,7 @@ class BatchStream(Iterator[Result]):
         self._next_index = 0  # the next index to yield in ordered mode
         self._stopping = False
         self._abandoned = False
+        self._cancelled = False  # set from another thread: see cancel()
         self._ended = False
         self.submitted = 0
         self.completed = 0
@@ -186,6 +187,14 @@ class BatchStream(Iterator[Result]):
         """Abandon the batch now (requests in flight are cut off)."""
         self._results.close()
 
+    def cancel(self) -> None:
+        """``close()`` from any thread: the thread iterating abandons within ``POLL_SECONDS``.
+
+        For a driver that iterates in another thread (the asyncio API), where ``close()``
+        would find the generator running. Iteration then ends without another result.
+        """
+        self._cancelled = True
+
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
@@ -206,6 +215,8 @@ class BatchStream(Iterator[Result]):
         deadline = None if self._options.timeout is None else self._clock() + self._options.timeout
         try:
             while not self._finished():
+                if self._cancelled:
+                    return
                 if deadline is not None and self._clock() >= deadline:
                     yield from self._expire()
                     return

@@ -47,6 +47,7 @@ from llm_api_client.engine.sizing import (
     default_processes,
     split_threads,
 )
+from llm_api_client.engine.start_method import choose_start_method
 from llm_api_client.errors import ConfigurationError
 from llm_api_client.ratelimit import selection
 from llm_api_client.ratelimit.base import Limits, RateLimiter
@@ -78,9 +79,13 @@ def _local_limiter(url: str, limits: Limits) -> RateLimiter:
 
 
 def _shared_memory_limiter(url: str, limits: Limits) -> RateLimiter:
+    """``shared-memory://spawn``: locks the workers of that start method can take (default fork)."""
+    import multiprocess
+
     from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
 
-    return SharedMemoryRateLimiter(limits, probe_seconds=DEFAULT_PROBE_SECONDS)
+    context = multiprocess.get_context(url.partition("://")[2] or "fork")
+    return SharedMemoryRateLimiter(limits, probe_seconds=DEFAULT_PROBE_SECONDS, context=context)
 
 
 STORES: dict[str, StoreFactory] = {"local": _local_limiter, "shared-memory": _shared_memory_limiter}
@@ -122,7 +127,8 @@ def _start_processes(runtime: Runtime, plan: Plan, limiter: RateLimiter) -> Back
     # Forked workers inherit a shared-memory limiter's mapping; a Redis one connects again.
     assert isinstance(limiter, SharedMemoryRateLimiter) or hasattr(limiter, "unlink")
     return ProcessBackend(cast(SharedMemoryRateLimiter, limiter), runtime.execution,
-                          plan.processes, plan.threads)  # fmt: skip
+                          plan.processes, plan.threads,
+                          start_method=runtime.start_method)  # fmt: skip
 
 
 BACKENDS: dict[str, BackendKind] = {
@@ -152,6 +158,7 @@ class Runtime:
         backend: str | None = None,
         late_usage: Callable[[UsageRecord], None] = lambda record: None,
         store: str | None = None,
+        start_method: str | None = None,
     ) -> None:
         if backend is not None and backend not in BACKENDS:
             raise ConfigurationError(f"no backend {backend!r}; known: {sorted(BACKENDS)}")
@@ -161,6 +168,7 @@ class Runtime:
         self.max_workers = max_workers
         self.backend_name = backend
         self.late_usage = late_usage
+        self.start_method = choose_start_method(start_method)  # of worker processes
         self.store = store  # a STORES URL every backend's limiter uses instead of its kind's
         self.backend: Backend | None = None
         self._plan: Plan | None = None
@@ -231,6 +239,8 @@ class Runtime:
 
     def _limiter_for(self, kind: BackendKind) -> RateLimiter:
         store = self.store or kind.store
+        if store == "shared-memory":  # its locks must suit how the workers start
+            store = f"shared-memory://{self.start_method}"
         if not kind.shared:
             return limiter_for(store, self.limits)
         if store not in self._kept:
