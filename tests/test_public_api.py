@@ -96,3 +96,9 @@ def test_the_seed_request_helpers_work():
         == (request["messages"])
     )
     client.close()
+
+
+def test_version_info_is_a_tuple_of_the_version_numbers():
+    info = llm_api_client.__version_info__
+    assert isinstance(info, tuple) and all(isinstance(part, int) for part in info)
+    assert ".".join(map(str, info)) == llm_api_client.__version__
