@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-__all__ = ["Progress", "RateWindow", "format_duration"]
+__all__ = ["Progress", "RateWindow", "format_duration", "format_usd"]
 
 # Rebuild the bar's postfix (rates, cost) at most this often: formatting it on every result
 # costs more than the bar itself at thousands of results per second.
@@ -208,3 +208,8 @@ def format_duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def format_usd(amount: float) -> str:
+    """``10.0`` -> ``$10``; ``0.00005`` -> ``$0.00005`` (not ``$5e-05``)."""
+    return "$" + f"{amount:,.6f}".rstrip("0").rstrip(".")
