@@ -539,12 +539,12 @@ def test_errors_from_the_engine_are_rows_not_crashes(client: FakeClient, tmp_pat
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_cli(*argv: str | Path) -> subprocess.Popen[str]:
+def start_cli(*argv: str | Path, stdin: Any = None) -> subprocess.Popen[str]:
     # PYTHONPATH: the checkout's package, whatever the installed copy looks like.
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     command = [sys.executable, "-m", "llm_api_client", "run", *map(str, argv)]
     return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
@@ -629,7 +629,8 @@ def test_progress_counts_results_tokens_and_cost() -> None:
     assert (progress.tokens, round(progress.cost, 4)) == (45, 0.03)
     assert progress.requests_per_minute == pytest.approx(4 * 60 / 3)
     assert "4/8" in stream.getvalue()
-    assert "$0.0300" in stream.getvalue()
+    assert "$0.0300 of ~$0.0600" in stream.getvalue()  # 4 rows of 8 done for $0.03
+    assert progress.projected_cost == pytest.approx(0.06)
     assert "2 ok, 2 failed" in progress.summary()
     assert "Progress(done=4/8" in repr(progress)
 

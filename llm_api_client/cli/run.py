@@ -190,27 +190,40 @@ def make_client(args: argparse.Namespace, max_cost: float | None = None) -> Any:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from llm_api_client.jobs.spend import set_prices
-
     configure_logging(args.log_level)
-    set_prices(args.price or ())
+    if args.price:
+        from llm_api_client.jobs.spend import set_prices
+
+        set_prices(args.price)
     folder = os.path.dirname(os.path.abspath(args.output))
     with input_file(args.input, folder if os.path.isdir(folder) else None) as path:
         job = BatchJob(job_options(args, path))
-        problem = job.usage_problem()
-        if problem:
-            print(f"llm-api-client run: {problem}", file=sys.stderr)
-            return 2
-        return _dry_run(job.options, args) if args.dry_run else _run(job, args)
+        if args.dry_run:  # reads the output, never writes it: no lock
+            return _usage_error(job.usage_problem()) or _dry_run(job.options, args)
+        try:
+            # The lock before the price check (which imports litellm: seconds), so a second
+            # run on the output fails at once.
+            return _usage_error(job.path_problem()) or _locked_run(job, args)
+        except OutputBusyError as exc:
+            print(f"llm-api-client run: {exc}", file=sys.stderr)
+            return EXIT_OUTPUT_BUSY
+
+
+def _locked_run(job: BatchJob, args: argparse.Namespace) -> int:
+    with job.lock:
+        return _usage_error(job.price_problem()) or _run(job, args)
+
+
+def _usage_error(problem: str | None) -> int:
+    if problem:
+        print(f"llm-api-client run: {problem}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _run(job: BatchJob, args: argparse.Namespace) -> int:
-    try:
-        # make_client is looked up at call time: tests replace it.
-        return job.run(lambda max_cost: make_client(args, max_cost)).exit_code()
-    except OutputBusyError as exc:
-        print(f"llm-api-client run: {exc}", file=sys.stderr)
-        return EXIT_OUTPUT_BUSY
+    # make_client is looked up at call time: tests replace it.
+    return job.run(lambda max_cost: make_client(args, max_cost)).exit_code()
 
 
 def _dry_run(options: JobOptions, args: argparse.Namespace) -> int:

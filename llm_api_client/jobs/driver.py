@@ -52,7 +52,6 @@ from llm_api_client.jobs.batchfile import (
 )
 from llm_api_client.jobs.lock import OutputLock
 from llm_api_client.jobs.progress import Progress, format_usd
-from llm_api_client.jobs.spend import answered, models_of, unpriced_models
 
 __all__ = ["BatchJob", "JobOptions", "RunStats"]
 
@@ -295,6 +294,8 @@ class BatchJob:
         self._out = out if out is not None else sys.stdout
         self._err = err if err is not None else sys.stderr
         self.stats = RunStats()
+        # Reentrant: a caller may hold it around usage_problem() and run() to fail fast.
+        self.lock = OutputLock(self.output_path)
         self.notices = Notices(self._err, options.quiet)
         self._progress_summary = ""
         self._spent_now = 0.0  # USD this run's answers cost
@@ -302,11 +303,15 @@ class BatchJob:
     def usage_problem(self) -> str | None:
         """Why this job cannot start (a missing input, clashing paths, a model the spend cap
         cannot price), or None."""
-        return self._path_problem() or self._price_problem()
+        return self.path_problem() or self.price_problem()
 
-    def _price_problem(self) -> str | None:
+    def price_problem(self) -> str | None:
+        """A model ``max_cost`` cannot cap, having no price; None when capped models are priced."""
         if self.options.max_cost is None:
             return None
+        # Prices mean litellm's map: imported only for a capped job (seconds of import).
+        from llm_api_client.jobs.spend import models_of, unpriced_models
+
         unpriced = unpriced_models(models_of(self.options.input, self.options.defaults))
         if not unpriced:
             return None
@@ -315,7 +320,8 @@ class BatchJob:
             "price with --price MODEL=IN:OUT (USD per million input and output tokens)"
         )
 
-    def _path_problem(self) -> str | None:
+    def path_problem(self) -> str | None:
+        """A missing input, a missing folder, clashing paths; None when the paths are usable."""
         source, output = self.options.input, self.output_path
         if not os.path.isfile(source):
             return f"no such file: {source}"
@@ -335,7 +341,7 @@ class BatchJob:
         what the output's answers left of ``max_cost``), write the results, print the summary.
         Call ``usage_problem`` first. Raises ``OutputBusyError`` when another run holds the
         output."""
-        with OutputLock(self.output_path):
+        with self.lock:
             return self._run(make_client)
 
     def _run(self, make_client: Callable[[float | None], Any]) -> RunStats:
@@ -360,6 +366,8 @@ class BatchJob:
         """What ``max_cost`` leaves after the answers the output holds; None: no cap."""
         if self.options.max_cost is None:
             return None
+        from llm_api_client.jobs.spend import answered
+
         self.stats.spent_before = answered(self.output_path).cost
         return self.options.max_cost - self.stats.spent_before
 
