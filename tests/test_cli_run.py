@@ -474,6 +474,17 @@ def test_spend_cap_is_reported_once(
     assert answers(out) == {f"r{i}": f"q{i}" for i in range(20)}
 
 
+def test_dash_reads_standard_input_and_resumes_like_a_file(
+    client: FakeClient, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out.jsonl"
+    for _ in range(2):  # the second pipe of the same rows resumes: nothing is sent again
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data.read_bytes())))
+        assert run("-", "-o", out) == 0
+    assert answers(out) == {f"r{i}": f"q{i}" for i in range(20)}
+    assert len(client.sent) == 20
+
+
 def test_quiet_prints_only_the_summary_line(
     client: FakeClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
