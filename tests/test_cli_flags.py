@@ -81,7 +81,7 @@ def test_run_passes_its_client_flags_to_the_client() -> None:
     argv += ["--input-tokens-per-minute", "1000", "--output-tokens-per-minute", "200"]
     args = cli_main.build_parser().parse_args(argv)
     with run_module.make_client(args, max_cost=1.5) as client:
-        assert client._max_workers == 7
+        assert client.details["max_workers"] == 7
         assert client.max_requests_per_minute == 600
         assert client.max_cost == 1.5
         assert client.limits.input_tokens_per_minute == 1000
