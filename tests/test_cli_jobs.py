@@ -3,9 +3,12 @@ output, standard input, and the spend cap across resumes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ from llm_api_client.jobs.spend import Answered
 from llm_api_client.prepare.request import prepare_request
 from llm_api_client.providers import pricing
 from llm_api_client.simulator import Simulator
-from tests.test_cli_run import answers, batch_line, start_cli, wait_for_rows, write_input
+from tests.test_cli_run import answers, batch_line, start_cli, write_input
 
 MODEL = "openai/gpt-4o-mini"
 KEY = "sk-jobs-test-0123456789"
@@ -124,7 +127,7 @@ def test_a_capped_dry_run_refuses_an_unpriced_model_like_the_run(
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(400)
 def test_a_second_run_on_a_held_output_exits_at_once_and_the_first_finishes(
     tmp_path: Path,
 ) -> None:
@@ -133,19 +136,43 @@ def test_a_second_run_on_a_held_output_exits_at_once_and_the_first_finishes(
     with Simulator(latency_ms=20) as sim:
         common: list[str | Path] = ["-o", out, "--api-base", sim.base_url, "--api-key", KEY]
         first = start_cli(data, *common, "--rpm", "900", "--quiet")
-        wait_for_rows(out, 5, first)
-        started = time.monotonic()
-        second = start_cli(data, *common, "--rpm", "60000", "--quiet")
-        _, err = second.communicate(timeout=60)
-        took = time.monotonic() - started
-        assert second.returncode == 3, err
-        assert "another llm-api-client run is writing" in err
-        assert took < 5 or first.poll() is None  # at once: the first is still running
-        _, first_err = first.communicate(timeout=180)
+        with killed_at_exit(first):
+            wait_until(lambda: out.exists() and out.read_bytes().count(b"\n") >= 5, first)
+            started = time.monotonic()
+            second = start_cli(data, *common, "--rpm", "60000", "--quiet")
+            with killed_at_exit(second):
+                _, err = second.communicate(timeout=120)
+            took = time.monotonic() - started
+            still_running = first.poll() is None
+            assert second.returncode == 3, err
+            assert "another llm-api-client run is writing" in err
+            assert took < 5 or still_running  # at once: not after waiting for the first
+            _, first_err = first.communicate(timeout=240)
         assert first.returncode == 0, first_err
         received = sim.stats()["received_by_key"]
     assert answers(out) == {f"r{i}": f"echo: question {i}" for i in range(n)}
     assert set(received.values()) == {1} and len(received) == n
+
+
+@contextlib.contextmanager
+def killed_at_exit(process: subprocess.Popen[str]) -> Iterator[None]:
+    """A failed assertion must not leave the CLI running (nor its Popen warning)."""
+    try:
+        yield
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def wait_until(condition: Callable[[], bool], process: subprocess.Popen[str]) -> None:
+    # Generous: a loaded machine takes tens of seconds to import litellm in a new process.
+    deadline = time.monotonic() + 200
+    while time.monotonic() < deadline and process.poll() is None:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("the first run wrote too few rows before it ended or the deadline")
 
 
 @pytest.mark.slow
@@ -156,7 +183,8 @@ def test_stdin_input_answers_every_row(tmp_path: Path) -> None:
     with Simulator() as sim, data.open("rb") as stdin:
         argv = ["-", "-o", out, "--api-base", sim.base_url, "--api-key", KEY, "--quiet"]
         process = start_cli(*argv, stdin=stdin)
-        _, err = process.communicate(timeout=240)
+        with killed_at_exit(process):
+            _, err = process.communicate(timeout=240)
         assert process.returncode == 0, err
     assert answers(out) == {f"r{i}": f"echo: question {i}" for i in range(n)}
     assert not list(tmp_path.glob(".llm-api-client-stdin-*"))  # the copy is removed

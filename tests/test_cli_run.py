@@ -743,3 +743,8 @@ def test_an_unknown_transport_is_a_usage_error(capsys):
         cli_main.build_parser().parse_args(["run", "in", "-o", "out", "--transport", "aiohttp"])
     assert exited.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_no_sanitize_reaches_the_stream(client: FakeClient, data: Path, tmp_path: Path) -> None:
+    assert run(data, "-o", tmp_path / "out.jsonl", "--no-sanitize") == 0
+    assert client.stream_kwargs["sanitize"] is False
