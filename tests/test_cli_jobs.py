@@ -10,7 +10,6 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,6 +20,7 @@ from llm_api_client.jobs.spend import Answered
 from llm_api_client.prepare.request import prepare_request
 from llm_api_client.providers import pricing
 from llm_api_client.simulator import Simulator
+from tests.fakes import no_given_prices  # noqa: F401 - the fixture
 from tests.test_cli_run import answers, batch_line, start_cli, write_input
 
 MODEL = "openai/gpt-4o-mini"
@@ -37,12 +37,7 @@ def run(*argv: str | Path) -> int:
     return cli_main.main(["run", *map(str, argv)])
 
 
-@pytest.fixture(autouse=True)
-def no_given_prices(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setattr(pricing, "_given", {})
-    pricing.clear_cache()
-    yield
-    pricing.clear_cache()
+pytestmark = pytest.mark.usefixtures("no_given_prices")
 
 
 # ---------------------------------------------------------------------------------- dry run

@@ -29,8 +29,8 @@ from llm_api_client.errors import (
 )
 from llm_api_client.jobs.batchfile import content_id
 from llm_api_client.jobs.progress import Progress, RateWindow, format_duration
-from llm_api_client.providers import pricing
 from llm_api_client.records import Result, UsageRecord
+from tests.fakes import no_given_prices  # noqa: F401 - the fixture
 
 SENTINEL_KEY = "sk-sentinel-key-0123456789"
 
@@ -136,13 +136,7 @@ class FakeClient:
         self.closed = True
 
 
-@pytest.fixture(autouse=True)
-def no_given_prices(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """``--price`` sets prices for the process: each test starts and ends without them."""
-    monkeypatch.setattr(pricing, "_given", {})
-    pricing.clear_cache()
-    yield
-    pricing.clear_cache()
+pytestmark = pytest.mark.usefixtures("no_given_prices")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,9 @@ import pytest
 from llm_api_client.jobs import spend
 from llm_api_client.jobs.stdin import input_file
 from llm_api_client.providers import pricing
+from tests.fakes import no_given_prices  # noqa: F401 - the fixture
 
-
-@pytest.fixture(autouse=True)
-def no_given_prices(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(pricing, "_given", {})
-    pricing.clear_cache()
-    yield
-    pricing.clear_cache()
+pytestmark = pytest.mark.usefixtures("no_given_prices")
 
 
 @pytest.mark.parametrize(
