@@ -134,3 +134,32 @@ PROBE_POLL_SECONDS = 0.02
 # APIClient(transport=...) and `run --transport`: the lean HTTP path for plain OpenAI-compatible
 # chat completions where it reproduces litellm exactly ("auto"), litellm only, or lean only.
 TRANSPORTS = ("auto", "litellm", "http")
+
+# RedisStore (ratelimit/redis_store.py). A quota's state expires after REDIS_IDLE_EXPIRY_SECONDS
+# without an operation (an expired or lost state is made again empty, with slow start armed).
+# Redis unreachable: an operation is tried again after REDIS_RETRY_FIRST_SECONDS, doubling up to
+# REDIS_RETRY_MAX_SECONDS; a reservation until its max_delay, a claim or a refund until it gets
+# through, a pause or learned limits for REDIS_NEWS_RETRY_SECONDS (then dropped: the next 429
+# or answer says it again). A refund's token lives REDIS_REFUND_TOKEN_SECONDS, longer than any
+# retry of it, so that a refund whose reply was lost is never applied twice.
+REDIS_IDLE_EXPIRY_SECONDS = 3_600.0
+REDIS_RETRY_FIRST_SECONDS = 0.05
+REDIS_RETRY_MAX_SECONDS = 1.0
+REDIS_NEWS_RETRY_SECONDS = 5.0
+REDIS_REFUND_TOKEN_SECONDS = 600.0
+REDIS_REFUND_RETRY_SECONDS = 300.0
+# A Redis that does not answer within this is treated as unreachable (then retried as above).
+REDIS_SOCKET_TIMEOUT_SECONDS = 2.0
+# Waiters sleep on news (pub/sub) instead of polling: a held waiter (slow start) asks again at
+# least every REDIS_HOLD_POLL_SECONDS, and any sleeper checks for cancellation every
+# REDIS_NAP_SLICE_SECONDS. Provider answers that repeat the limits in force only lower levels to
+# what remains; they are sent at most every REDIS_REMAINING_EVERY_SECONDS per store, which keeps
+# the common case at one round trip (the reservation) per request.
+REDIS_HOLD_POLL_SECONDS = 0.5
+REDIS_NAP_SLICE_SECONDS = 0.25
+REDIS_REMAINING_EVERY_SECONDS = 1.0
+
+# APIClient.embed: inputs per embeddings request when the caller does not say. OpenAI takes up to
+# 2,048 inputs (and 300,000 tokens) per request; 256 short texts stay far below both, and a
+# failed request then costs at most 256 vectors (retried as one).
+DEFAULT_EMBED_BATCH_SIZE = 256

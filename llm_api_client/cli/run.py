@@ -79,6 +79,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: plain OpenAI-compatible chat without litellm, the rest through it",
     )
+    add(
+        "--rate-limit-store",
+        metavar="URL",
+        default=None,
+        help="share the quota through Redis: redis://HOST:PORT/DB, rediss://..., unix:///path"
+        " (default: $LLM_API_CLIENT_RATE_LIMIT_STORE, else this run's own quota)",
+    )
+    add("--rate-limit-key", metavar="NAME", default="default", help="the quota's name there")
     # The response cache's options (--cache) belong here, beside the other run options.
 
 
@@ -186,6 +194,8 @@ def make_client(args: argparse.Namespace, max_cost: float | None = None) -> Any:
         input_tokens_per_minute=args.input_tokens_per_minute,
         output_tokens_per_minute=args.output_tokens_per_minute,
         transport=args.transport,
+        rate_limit_store=args.rate_limit_store,
+        rate_limit_key=args.rate_limit_key,
     )
 
 

@@ -9,6 +9,8 @@
                                                      QuotaStore (store.py)
                                                         LocalStore (memory.py): threads of a process
                                                         SharedMemoryStore (shared.py): processes
+                                                        RedisStore (redis_store.py): hosts, one
+                                                          Lua script per operation (optional)
                                                         │ calls, inside its lock, with its clock
                                                         ▼
                                                      bucket.py: the arithmetic, pure functions
@@ -32,7 +34,6 @@ from llm_api_client.ratelimit.base import (
 from llm_api_client.ratelimit.headers import (
     RateLimitInfo,
     parse_rate_limit_headers,
-    pause_seconds,
     retry_after_seconds,
 )
 from llm_api_client.ratelimit.limiter import QuotaLimiter
@@ -56,6 +57,5 @@ __all__ = [
     "SharedMemoryStore",
     "Turn",
     "parse_rate_limit_headers",
-    "pause_seconds",
     "retry_after_seconds",
 ]
