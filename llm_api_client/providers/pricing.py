@@ -24,7 +24,15 @@ from llm_api_client.ratelimit.base import Cost
 
 litellm = _offline.litellm()
 
-__all__ = ["Prices", "clear_cache", "cost_of", "estimate_cost", "is_priced", "prices_of"]
+__all__ = [
+    "Prices",
+    "clear_cache",
+    "cost_of",
+    "estimate_cost",
+    "is_priced",
+    "prices_of",
+    "set_price",
+]
 
 _TIER = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
 
@@ -50,6 +58,8 @@ UNPRICED = Prices(priced=False)
 
 _cache: dict[tuple[str, str | None], Prices] = {}
 _lock = threading.Lock()
+# Prices the user gave (``run --price``), by model name; they win over litellm's map.
+_given: dict[str, Prices] = {}
 
 
 def prices_of(model: str, custom_llm_provider: str | None = None) -> Prices:
@@ -66,6 +76,16 @@ def prices_of(model: str, custom_llm_provider: str | None = None) -> Prices:
 def clear_cache() -> None:
     """Forget resolved prices (after ``litellm.register_model`` changed the map)."""
     with _lock:
+        _cache.clear()
+
+
+def set_price(model: str, input_per_token: float, output_per_token: float) -> None:
+    """Price ``model`` in USD per token where litellm's map does not (or overrule it).
+
+    Set before a client starts its worker processes: they are forked with it.
+    """
+    with _lock:
+        _given[model] = Prices(input_per_token, output_per_token, input_per_token)
         _cache.clear()
 
 
@@ -112,6 +132,8 @@ def _candidates(model: str, provider: str | None) -> list[str]:
 def _resolve(model: str, provider: str | None) -> Prices:
     table = litellm.model_cost
     for name in _candidates(model, provider):
+        if name in _given:
+            return _given[name]
         entry = table.get(name)
         if isinstance(entry, dict) and _has_token_prices(entry):
             return _prices(entry)
