@@ -28,6 +28,7 @@ from llm_api_client._constants import (
 )
 from llm_api_client._redact import redact_request
 from llm_api_client.call.execute import Outcome
+from llm_api_client.engine import ray_hook as _ray_hook
 from llm_api_client.engine.backend import Backend
 from llm_api_client.engine.coordinator import BatchOptions, BatchStream, Budget
 from llm_api_client.engine.execution import ExecutionConfig
@@ -45,6 +46,7 @@ from llm_api_client.prepare.truncate import context_window, fit_to_context
 from llm_api_client.providers.http_transport import make_transport
 from llm_api_client.providers.litellm_transport import FunctionTransport
 from llm_api_client.ratelimit.base import Limits, RateLimiter
+from llm_api_client.ratelimit.store import QuotaStore
 from llm_api_client.records import Result
 from llm_api_client.tracker import APIUsageTracker
 
@@ -147,6 +149,9 @@ class APIClient:
         keep_history: bool = True,
         completion: Callable[..., Any] | None = None,
         transport: str = "auto",
+        backend: str = "auto",
+        ray_actor_options: Mapping[str, Any] | None = None,
+        rate_limit_store: QuotaStore | None = None,
     ) -> None:
         _check_settings(
             max_requests_per_minute=max_requests_per_minute,
@@ -176,6 +181,9 @@ class APIClient:
             burst_seconds=burst_seconds,
         )
         self._max_workers = max_workers
+        # Issue 16's hook: where the batch runs ("auto": threads or processes; "ray": actors)
+        # and the quota every thread shares (default: one made for the backend).
+        self._placement = _ray_hook.Placement.of(backend, ray_actor_options, rate_limit_store)
         chosen = make_transport(transport) if completion is None else FunctionTransport(completion)
         self._execution = ExecutionConfig(max_delay=max_delay_seconds, transport=chosen)
         self._tracker = APIUsageTracker()
@@ -426,6 +434,10 @@ class APIClient:
 
     def _start_backend(self, processes: int, threads: int) -> Backend:
         """Threads get the client's in-process limiter; worker processes a shared-memory one."""
+        if self._placement.on_ray:
+            return _ray_hook.start_ray_backend(
+                self._placement, self.limits, self._execution, processes, threads
+            )
         if processes == 0:
             from llm_api_client.engine.threads import ThreadBackend
 
@@ -444,6 +456,8 @@ class APIClient:
         from llm_api_client.ratelimit.memory import InProcessRateLimiter
 
         # cancellation.sleep: a request waiting for its turn is not sent once abandoned.
+        if self._placement.store is not None:
+            return _ray_hook.BorrowedLimiter(self._placement.store, sleep=cancellation.sleep)
         return InProcessRateLimiter(
             self.limits, probe_seconds=DEFAULT_PROBE_SECONDS, sleep=cancellation.sleep
         )
