@@ -3,7 +3,7 @@
 In the manner of ``ray.data.llm.build_llm_processor``: ``preprocess(row)`` makes one request
 dict per row; ``concurrency`` Ray actors each own an ``APIClient`` (its threads, no worker
 processes) and send their batches' requests; every actor takes its turns from one quota, a
-``ClusterStore`` made for the processor (or the store given as ``rate_limit_store``), so the
+``ClusterStore`` made for the processor (or the store ``rate_limit_store`` names), so the
 rate is the limit, not ``concurrency`` times it, and a 429 pauses every actor. Example::
 
     processor = build_processor(
@@ -33,8 +33,7 @@ import ray.data
 from llm_api_client._constants import DEFAULT_PROBE_SECONDS
 from llm_api_client.client import APIClient
 from llm_api_client.engine.ray_backend import NO_RAY_RETRIES, connect
-from llm_api_client.ratelimit.cluster_store import ClusterStore
-from llm_api_client.ratelimit.store import QuotaStore
+from llm_api_client.ratelimit.cluster_store import SCHEME, ClusterStore
 from llm_api_client.records import Result
 
 __all__ = ["Processor", "build_processor", "default_postprocess"]
@@ -63,7 +62,7 @@ class _ClientActor:
         self,
         preprocess: Callable[[Row], Mapping[str, Any]],
         postprocess: Callable[[Row, Result], Row],
-        store: QuotaStore,
+        store: str,
         client_options: Mapping[str, Any],
         batch_options: Mapping[str, Any],
     ) -> None:
@@ -88,11 +87,13 @@ class Processor:
 
     def __init__(
         self,
-        store: QuotaStore,
+        store: str,
         constructor: dict[str, Any],
         map_options: dict[str, Any],
+        owned: ClusterStore | None = None,
     ) -> None:
-        self.store = store
+        self.store = store  # the URL every actor's client takes its quota from
+        self._owned = owned
         self._constructor = constructor
         self._map_options = map_options
 
@@ -110,7 +111,8 @@ class Processor:
 
     def close(self) -> None:
         """Stop the quota's actor, if the processor made it (else it dies with the driver)."""
-        self.store.close()
+        if self._owned is not None:
+            self._owned.close()
 
 
 def build_processor(
@@ -133,9 +135,11 @@ def build_processor(
     connect()
     batch_options = {k: client_options.pop(k) for k in BATCH_OPTIONS if k in client_options}
     store = client_options.pop("rate_limit_store", None)
+    owned = None
     if store is None:
         with APIClient(processes=0, **client_options) as client:  # checks the options here
-            store = ClusterStore.create(client.limits, probe_seconds=DEFAULT_PROBE_SECONDS)
+            owned = ClusterStore.create(client.limits, probe_seconds=DEFAULT_PROBE_SECONDS)
+        store = f"{SCHEME}{owned.name}"
     constructor = {
         "preprocess": preprocess,
         "postprocess": postprocess or default_postprocess,
@@ -151,4 +155,4 @@ def build_processor(
         enable_true_multi_threading=True,
     )
     map_options = {"compute": pool, "batch_size": batch_size, **remote_args}
-    return Processor(store, constructor, map_options)
+    return Processor(store, constructor, map_options, owned)

@@ -162,7 +162,7 @@ def test_the_cluster_store_is_one_quota_for_every_copy_and_speaks_our_errors(clu
 def test_backend_names_are_checked():
     with pytest.raises(ConfigurationError, match="backend"):
         APIClient(backend="dask")
-    with pytest.raises(ConfigurationError, match="ray_actor_options"):
+    with pytest.raises(ConfigurationError, match="backend options"):
         APIClient(ray_actor_options={"num_cpus": 1})
 
 

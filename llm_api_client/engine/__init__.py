@@ -34,5 +34,6 @@ by the tracker. A forked child leaves its parent's workers alone and starts its 
 Modules: ``coordinator`` (the loop, ``BatchStream``), ``processes`` and ``threads`` (the two
 backends), ``worker`` (the worker process), ``execution`` (one request in a worker thread),
 ``cancellation`` (waits an abandon cuts short), ``messages`` (what crosses the queues),
-``sizing`` (default processes and threads).
+``sizing`` (default processes and threads). ``ray_backend`` (issue 16): Ray actors in the worker
+processes' place, the same loop and pipeline, the quota in a ``ratelimit.cluster_store`` actor.
 """

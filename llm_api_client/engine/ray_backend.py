@@ -23,18 +23,21 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 from ray.exceptions import RayActorError, RayError
 
-from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.execution import ExecutionConfig, failed_outcome
-from llm_api_client.engine.messages import CallItem, decode
+from llm_api_client.engine.messages import CallItem, Outcome, decode
 from llm_api_client.engine.worker import _run_and_send
-from llm_api_client.errors import LLMAPIClientError
+from llm_api_client.errors import ConfigurationError, LLMAPIClientError
+from llm_api_client.ratelimit.base import RateLimiter
 from llm_api_client.ratelimit.limiter import QuotaLimiter
 from llm_api_client.ratelimit.store import QuotaStore
+
+if TYPE_CHECKING:
+    from llm_api_client.engine.runtime import Plan, Runtime
 
 # Items queued to an actor beyond its threads, so a thread that finishes finds work at once.
 PREFETCH_PER_ACTOR = 4
@@ -77,12 +80,21 @@ class _Actor:
     dead: bool = False
 
 
+def start_ray(runtime: Runtime, plan: Plan, limiter: RateLimiter) -> RayBackend:
+    """The runtime's ``"ray"`` backend: ``plan.processes`` actors (at least one)."""
+    if not isinstance(limiter, QuotaLimiter):
+        raise ConfigurationError("the Ray backend needs a limiter over a QuotaStore")
+    options = runtime.backend_options
+    actors = max(1, plan.processes)
+    return RayBackend(limiter, runtime.execution, actors, plan.threads, actor_options=options)
+
+
 class RayBackend:
-    """``actors`` Ray actors x ``threads`` threads sharing ``store`` (closed with it if owned)."""
+    """``actors`` Ray actors x ``threads`` threads sharing ``limiter``'s store; owns ``limiter``."""
 
     def __init__(
         self,
-        store: QuotaStore,
+        limiter: QuotaLimiter,
         config: ExecutionConfig,
         actors: int,
         threads: int,
@@ -92,8 +104,8 @@ class RayBackend:
         connect()
         options = {**DEFAULT_ACTOR_OPTIONS, **(actor_options or {}), **NO_RAY_RETRIES}
         self._actor_class = ray.remote(CallActor).options(max_concurrency=threads, **options)
-        self._store = store
-        self.owns_store = True  # closed with the backend; False for a store the user gave
+        self._limiter = limiter
+        self._store = limiter.store  # what each actor receives: the quota, not this limiter
         self._config = config
         self._threads = threads
         self._pending: dict[Any, tuple[_Actor, CallItem]] = {}  # ObjectRef -> where, what
@@ -166,15 +178,14 @@ class RayBackend:
         self._pending.clear()
 
     def close(self) -> None:
-        """Let the actors finish what they hold, then kill them and close the store."""
+        """Let the actors finish what they hold, then kill them and close the limiter."""
         if self._pending:
             ray.wait(
                 list(self._pending), num_returns=len(self._pending), timeout=SHUTDOWN_GRACE_SECONDS
             )
         self._kill_actors()
         self._pending.clear()
-        if self.owns_store:
-            self._store.close()
+        self._limiter.close()
 
     def _kill_actors(self) -> None:
         for actor in self._actors:

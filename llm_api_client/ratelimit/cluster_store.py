@@ -22,14 +22,18 @@ Example::
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import ray
 
+from llm_api_client._constants import DEFAULT_PROBE_SECONDS
 from llm_api_client.ratelimit.base import Cost, LimiterSnapshot, Limits, ProviderLimits, Turn
+from llm_api_client.ratelimit.limiter import QuotaLimiter
 from llm_api_client.ratelimit.memory import LocalStore
 
-__all__ = ["ClusterStore"]
+__all__ = ["ClusterStore", "cluster_limiter"]
+
+SCHEME = "ray://"
 
 
 class _QuotaActor:
@@ -41,6 +45,9 @@ class _QuotaActor:
 
     def __init__(self, limits: Limits, probe_seconds: float) -> None:
         self._store = LocalStore(limits, probe_seconds=probe_seconds)
+
+    def limits(self) -> Limits:
+        return self._store.limits
 
     def call(self, operation: str, *args: Any) -> tuple[bool, Any]:
         try:
@@ -68,6 +75,14 @@ class ClusterStore:
             name=name, num_cpus=0, max_restarts=0, max_task_retries=0, max_concurrency=1
         )
         store = cls(actor_class.remote(limits, probe_seconds), limits, owner=True)
+        store.name = name
+        return store
+
+    @classmethod
+    def attach(cls, name: str) -> ClusterStore:
+        """The store whose actor is named ``name`` (made by ``create`` in this Ray namespace)."""
+        actor = ray.get_actor(name)
+        store = cls(actor, cast(Limits, ray.get(actor.limits.remote())))
         store.name = name
         return store
 
@@ -109,3 +124,18 @@ class ClusterStore:
 
     def __repr__(self) -> str:
         return f"ClusterStore(name={self.name!r}, {self.limits})"
+
+
+def cluster_limiter(url: str, limits: Limits) -> QuotaLimiter:
+    """The runtime's store ``"ray"`` (a new store, owned) or ``"ray://<name>"`` (that one)."""
+    from llm_api_client.engine import cancellation
+    from llm_api_client.engine.ray_backend import connect
+
+    connect()
+    if url.startswith(SCHEME):
+        store = ClusterStore.attach(url[len(SCHEME) :])
+    else:
+        store = ClusterStore.create(limits, probe_seconds=DEFAULT_PROBE_SECONDS)
+    # cancellation.sleep: on threads of this process, a waiting request is not sent once the
+    # batch is abandoned (Ray actors are killed instead).
+    return QuotaLimiter(store, sleep=cancellation.sleep)
