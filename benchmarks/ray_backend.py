@@ -47,24 +47,27 @@ def request(base_url: str, i: int) -> dict[str, Any]:
     }
 
 
-def cpu_seconds(pattern: str) -> float:
-    """CPU (user + system) of every process whose command line contains ``pattern``."""
+def cpu_seconds(chosen: Any) -> float:
+    """CPU (user + system) of every process ``chosen(cmdline, parent_pid, pid)`` picks."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if pattern not in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                continue
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / TICKS
+        if chosen(cmdline, int(fields[1]), int(entry.name)):
+            total += (int(fields[11]) + int(fields[12])) / TICKS
     return total
 
 
-def helpers_cpu(backend: str) -> float:
-    return cpu_seconds("ray::CallActor" if backend == "ray" else "llm-api-client-worker")
+def helpers_cpu(backend: str, sim_pid: int | None) -> float:
+    """The call actors' CPU (Ray names their processes), or the forked workers' (children)."""
+    if backend == "ray":
+        return cpu_seconds(lambda cmdline, ppid, pid: "ray::CallActor" in cmdline)
+    return cpu_seconds(lambda cmdline, ppid, pid: ppid == os.getpid() and pid != sim_pid)
 
 
 def run(sim: Simulator, backend: str, processes: int, n: int) -> dict[str, Any]:
@@ -77,13 +80,14 @@ def run(sim: Simulator, backend: str, processes: int, n: int) -> dict[str, Any]:
             client.tracker.num_api_calls,
             client.tracker.total_prompt_tokens,
         )
-        cpu_before, helpers_before = time.process_time(), helpers_cpu(backend)
+        cpu_before, helpers_before = time.process_time(), helpers_cpu(backend, sim.pid)
         started = time.monotonic()
         responses = client.make_requests_with_retries(
             [request(sim.base_url, i) for i in range(n)], max_retries=4
         )
         wall = time.monotonic() - started
-        cpu = time.process_time() - cpu_before + helpers_cpu(backend) - helpers_before
+        helpers = helpers_cpu(backend, sim.pid) - helpers_before
+        cpu = time.process_time() - cpu_before + helpers
         stats = sim.stats()
         calls = client.tracker.num_api_calls - calls_before
         prompt = client.tracker.total_prompt_tokens - prompt_before
