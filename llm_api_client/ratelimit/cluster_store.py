@@ -6,8 +6,8 @@ forwards each operation to it: one Ray call, one round trip, per operation. It p
 actor's handle, so every Ray actor that receives it shares the same quota with nothing else
 installed. Each admission costs one round trip to that actor (``reserve``), plus one for what a
 provider's answer teaches (``learn``, only until slow start ends or while the provider states
-limits) and one for a settlement refund (``give_back``); about 1-3 ms each on one host (the
-figures measured are in ``docs/ray.rst``). A Redis store (issue 15) serves several clusters.
+limits) and one for a settlement refund (``give_back``); 2-3 ms each on one busy 2-core host
+(``benchmarks/ray_backend.py``; see ``docs/ray.rst``). A Redis store (issue 15) serves several clusters.
 
 The process that creates the store owns the actor: its ``close()`` kills it; ``close()`` on a
 copy that travelled to another actor does nothing. The actor is job-scoped: it dies with the
