@@ -7,7 +7,8 @@ actor's handle, so every Ray actor that receives it shares the same quota with n
 installed. Each admission costs one round trip to that actor (``reserve``), plus one for what a
 provider's answer teaches (``learn``, only until slow start ends or while the provider states
 limits) and one for a settlement refund (``give_back``); 2-3 ms each on one busy 2-core host
-(``benchmarks/ray_backend.py``; see ``docs/ray.rst``). A Redis store (issue 15) serves several clusters.
+(``benchmarks/ray_backend.py``; see ``docs/ray.rst``). A Redis store (issue 15) serves
+several clusters.
 
 The process that creates the store owns the actor: its ``close()`` kills it; ``close()`` on a
 copy that travelled to another actor does nothing. The actor is job-scoped: it dies with the
