@@ -65,9 +65,10 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, em
     a cache or a replaced ``litellm.completion``) through litellm; ``"litellm"`` sends everything
     through litellm; ``"http"`` only the lean way (other requests fail with
     ``InvalidRequestError``). Ignored when ``completion`` is given. ``rate_limit_store`` (a
-    ``redis://``, ``rediss://`` or ``unix://`` URL; default ``$LLM_API_CLIENT_RATE_LIMIT_STORE``)
-    and ``rate_limit_key``: one quota for every client naming them, on any host (docs/redis).
-    ``start_method``: "fork" or "spawn", how worker processes start (see engine.start_method).
+    ``redis://``, ``rediss://``, ``unix://`` or ``ray://`` URL; default
+    ``$LLM_API_CLIENT_RATE_LIMIT_STORE``) and ``rate_limit_key``: one quota for every client
+    naming them, on any host (docs/redis). ``start_method``: "fork" or "spawn", how worker
+    processes start. ``backend="ray"`` and ``ray_actor_options``: Ray actors (docs/ray).
 
     A client runs one batch at a time. Use it as a context manager, or call ``close()``, to
     stop its worker processes and free its shared memory (done at exit otherwise).
@@ -91,6 +92,8 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, em
         rate_limit_store: str | None = None,
         rate_limit_key: str = "default",
         start_method: str | None = None,
+        backend: str | None = None,
+        ray_actor_options: Mapping[str, Any] | None = None,
     ) -> None:
         _settings.check(**{k: v for k, v in locals().items() if k in _settings.CLIENT_RULES})
         if completion is not None and not callable(completion):
@@ -113,7 +116,8 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, em
         store = store_for(self.rate_limit_store, self.rate_limit_key)  # None: the client's own
         self._runtime = Runtime(self.limits, execution, processes=processes,
                                 max_workers=max_workers, late_usage=late, store=store,
-                                start_method=start_method)  # fmt: skip
+                                start_method=start_method, backend=backend,
+                                backend_options=ray_actor_options)  # fmt: skip
         self._finalizer = weakref.finalize(self, self._runtime.close)
         self.last_errors: dict[int, LLMAPIClientError] = {}
 

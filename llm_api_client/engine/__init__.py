@@ -55,6 +55,10 @@ Who does what:
 - ``threads.ThreadBackend`` replaces the worker processes for small batches and limits one
   process can serve: the same per-request code on daemon threads of the calling process, over a
   ``LocalStore`` the runtime keeps across batches; no processes, no shared memory.
+- ``ray_backend.RayBackend`` (``backend="ray"``, issue 16) replaces them with Ray actors, each
+  the same per-request code on its threads, over a ``ratelimit.cluster_store.ClusterStore`` (a
+  quota held by one Ray actor) or the store ``rate_limit_store`` names; Ray's restarts and
+  retries are off, a dead actor's items come back through ``lost()`` like a dead worker's.
 
 When a batch is abandoned (``close()``, ``break``, Ctrl-C, the timeout, an error in the caller's
 requests) nothing more is sent: workers are killed; threads stop waiting for the limiter or a

@@ -31,9 +31,9 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 from llm_api_client._constants import DEFAULT_PROBE_SECONDS, MAX_THREADS_PER_PROCESS
 from llm_api_client.engine import cancellation
@@ -131,9 +131,24 @@ def _start_processes(runtime: Runtime, plan: Plan, limiter: RateLimiter) -> Back
                           start_method=runtime.start_method)  # fmt: skip
 
 
+def _start_ray(runtime: Runtime, plan: Plan, limiter: RateLimiter) -> Backend:
+    from llm_api_client.engine.ray_backend import start_ray
+
+    return start_ray(runtime, plan, limiter)
+
+
+def _ray_cluster_limiter(url: str, limits: Limits) -> RateLimiter:
+    from llm_api_client.ratelimit.cluster_store import cluster_limiter
+
+    return cluster_limiter(url, limits)
+
+
+STORES["ray"] = _ray_cluster_limiter  # "ray": a new ClusterStore; "ray://<name>": that one
+
 BACKENDS: dict[str, BackendKind] = {
     "threads": BackendKind(_start_threads, store="local", shared=True),
     "processes": BackendKind(_start_processes, store="shared-memory"),
+    "ray": BackendKind(_start_ray, store="ray"),  # issue 16: Ray actors, a ClusterStore
 }
 
 
@@ -159,9 +174,14 @@ class Runtime:
         late_usage: Callable[[UsageRecord], None] = lambda record: None,
         store: str | None = None,
         start_method: str | None = None,
+        backend_options: Mapping[str, Any] | None = None,
     ) -> None:
         if backend is not None and backend not in BACKENDS:
             raise ConfigurationError(f"no backend {backend!r}; known: {sorted(BACKENDS)}")
+        if backend_options and backend is None:
+            raise ConfigurationError("backend options need a backend named to take them")
+        self.store = store  # the quota's store for every backend (None: each kind's own)
+        self.backend_options = dict(backend_options or {})
         self.limits = limits
         self.execution = execution
         self.processes = processes
@@ -169,7 +189,6 @@ class Runtime:
         self.backend_name = backend
         self.late_usage = late_usage
         self.start_method = choose_start_method(start_method)  # of worker processes
-        self.store = store  # a STORES URL every backend's limiter uses instead of its kind's
         self.backend: Backend | None = None
         self._plan: Plan | None = None
         self._kept: dict[str, RateLimiter] = {}  # limiters of ``shared`` kinds, by store

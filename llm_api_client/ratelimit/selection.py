@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 RATE_LIMIT_STORE_ENV = "LLM_API_CLIENT_RATE_LIMIT_STORE"
-SCHEMES = ("redis", "rediss", "unix")
+SCHEMES = ("redis", "rediss", "unix", "ray")  # ray://NAME: a Ray cluster store (ray.py)
 
 
 def store_url(value: str | None) -> str | None:
@@ -36,8 +36,8 @@ def store_url(value: str | None) -> str | None:
     if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in SCHEMES:
         shown = url if isinstance(url, str) else type(url).__name__
         raise ConfigurationError(
-            "rate_limit_store must be a redis://HOST:PORT/DB, rediss://... or "
-            f"unix:///path/to.sock URL, not {shown.split('@')[-1]!r}"  # no password shown
+            "rate_limit_store must be a redis://HOST:PORT/DB, rediss://..., "
+            f"unix:///path/to.sock or ray://NAME URL, not {shown.split('@')[-1]!r}"  # no password
         )
     return url
 
@@ -56,7 +56,9 @@ def checked(store: str | None, key: object) -> tuple[str | None, str]:
 
 def store_for(url: str | None, key: str) -> str | None:
     """The store the engine's runtime opens: the URL with the key as its fragment."""
-    return None if url is None else f"{url}#{urllib.parse.quote(key, safe='')}"
+    if url is None or url.startswith("ray://"):  # a cluster store is one quota by its name
+        return url
+    return f"{url}#{urllib.parse.quote(key, safe='')}"
 
 
 def redis_limiter(store: str, limits: Limits) -> RateLimiter:
