@@ -134,3 +134,11 @@ PROBE_POLL_SECONDS = 0.02
 # APIClient(transport=...) and `run --transport`: the lean HTTP path for plain OpenAI-compatible
 # chat completions where it reproduces litellm exactly ("auto"), litellm only, or lean only.
 TRANSPORTS = ("auto", "litellm", "http")
+
+# The response cache's SQLite file: how long a writer waits for another process's write before
+# failing. Each write is one short autocommitted statement (well under a millisecond), so only a
+# stalled process (stopped, swapped out) holds the lock this long.
+CACHE_BUSY_TIMEOUT_SECONDS = 30.0
+
+# APIClient(cache_mode=...) and `run --cache-mode`: look up and store, store only, neither.
+CACHE_MODES = ("use", "refresh", "off")

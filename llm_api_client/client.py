@@ -27,6 +27,7 @@ from llm_api_client._constants import (
     MAX_THREADS_PER_PROCESS,
 )
 from llm_api_client._redact import redact_request
+from llm_api_client.cache import ResponseCache, open_cache
 from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.backend import Backend
 from llm_api_client.engine.coordinator import BatchOptions, BatchStream, Budget
@@ -127,6 +128,10 @@ class APIClient:
     a cache or a replaced ``litellm.completion``) through litellm; ``"litellm"`` sends everything
     through litellm; ``"http"`` only the lean way (other requests fail with
     ``InvalidRequestError``). Ignored when ``completion`` is given.
+    ``cache``: a SQLite file (or a ``ResponseCache``) of answers already received: a request
+    answered before is answered from it, never sent (see ``llm_api_client.cache``);
+    ``cache_mode``: ``"use"`` (default), ``"refresh"`` (send all, store the new answers) or
+    ``"off"``.
 
     A client runs one batch at a time. Use it as a context manager, or call ``close()``, to
     stop its worker processes and free its shared memory (done at exit otherwise).
@@ -147,6 +152,8 @@ class APIClient:
         keep_history: bool = True,
         completion: Callable[..., Any] | None = None,
         transport: str = "auto",
+        cache: str | os.PathLike[str] | ResponseCache | None = None,
+        cache_mode: str = "use",
     ) -> None:
         _check_settings(
             max_requests_per_minute=max_requests_per_minute,
@@ -185,6 +192,7 @@ class APIClient:
         self._busy = threading.Lock()
         self._generation = 0
         self.last_errors: dict[int, LLMAPIClientError] = {}
+        self.cache = open_cache(cache, cache_mode)  # the response cache (``cache``), or None
 
     # -- the seed's surface ---------------------------------------------------------------
     @property
@@ -290,6 +298,7 @@ class APIClient:
             on_outcome=self._merge,
             on_finish=self._batch_finished,
             budget=budget,
+            cache=self.cache,
         )
 
     def map(
@@ -335,6 +344,8 @@ class APIClient:
     def close(self) -> None:
         """Stop the worker processes and free the shared memory; the client can be reused."""
         self._resources.close()
+        if self.cache is not None:
+            self.cache.close()
 
     def __enter__(self) -> APIClient:
         return self

@@ -43,6 +43,9 @@ class UsageRecord:
     error: str | None = None
     #: time.time() when the request finished
     finished_at: float = 0.0
+    #: answered from the response cache: nothing was sent; tokens and ``cost`` are what the
+    #: stored answer used and cost when it was paid for (the cost the hit saved)
+    cache_hit: bool = False
 
     @property
     def ok(self) -> bool:

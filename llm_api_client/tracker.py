@@ -45,6 +45,8 @@ class ModelUsage:
 
     __slots__ = (
         "attempts",
+        "cache_hits",
+        "cache_saved_cost",
         "cached_tokens",
         "completion_tokens",
         "cost",
@@ -67,6 +69,8 @@ class ModelUsage:
         self.cached_tokens = 0
         self.reasoning_tokens = 0
         self.cost = 0.0
+        self.cache_hits = 0  # answered from the response cache: not sent, not paid
+        self.cache_saved_cost = 0.0  # what those answers cost when they were paid for
 
     def add(self, record: UsageRecord) -> None:
         self.requests += 1
@@ -74,7 +78,11 @@ class ModelUsage:
             self.responses += 1
         else:
             self.errors += 1
-        self.add_calls(record)
+        if record.cache_hit:  # nothing sent, nothing spent
+            self.cache_hits += 1
+            self.cache_saved_cost += record.cost
+        else:
+            self.add_calls(record)
 
     def add_calls(self, record: UsageRecord) -> None:
         self.attempts += record.attempts
@@ -148,11 +156,11 @@ class APIUsageTracker:
         if usage is None:
             usage = self._by_model[record.model] = ModelUsage()
         usage.add(record)
-        if record.error is None:
+        if record.error is not None:
+            self._errors[record.error] += 1
+        elif not record.cache_hit:  # a cache hit made no call: it has no response time
             self._response_times.append(record.response_time)
             self._sorted_times = None
-        else:
-            self._errors[record.error] += 1
         if record.finished_at:
             self._first_finished = min(self._first_finished, record.finished_at)
             self._last_finished = max(self._last_finished, record.finished_at)
@@ -255,6 +263,8 @@ class APIUsageTracker:
             "achieved_rpm": rpm,
             "achieved_tpm": tpm,
             "by_model": by_model,
+            "num_cache_hits": totals.cache_hits,
+            "cache_saved_cost": totals.cache_saved_cost,
         }
 
     def get_stats_str(self) -> str:
@@ -276,6 +286,11 @@ class APIUsageTracker:
                 f"Requests: {d['num_requests']}, attempts: {d['total_attempts']}, "
                 f"429s: {d['num_rate_limited']}, errors: {d['num_errors']}"
                 + (f" ({errors})" if errors else "")
+            )
+        if d["num_cache_hits"]:
+            lines.append(
+                f"Answered from the cache: {d['num_cache_hits']} "
+                f"(saved ${d['cache_saved_cost']:.2f})"
             )
         if d["achieved_rpm"] is not None:
             lines.append(
@@ -326,6 +341,16 @@ class APIUsageTracker:
     def num_rate_limited(self) -> int:
         """Attempts the provider answered with a 429."""
         return self._totals.rate_limited
+
+    @property
+    def num_cache_hits(self) -> int:
+        """Requests answered from the response cache (counted in ``num_api_calls``, never sent)."""
+        return self._totals.cache_hits
+
+    @property
+    def cache_saved_cost(self) -> float:
+        """USD the cache hits cost when they were first paid for (not in ``total_cost``)."""
+        return self._totals.cache_saved_cost
 
     @property
     def errors_by_type(self) -> dict[str, int]:

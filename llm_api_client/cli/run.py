@@ -68,6 +68,22 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: plain OpenAI-compatible chat without litellm, the rest through it (default)",
     )
+    _add_cache_arguments(parser)
+
+
+def _add_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache",
+        metavar="PATH",
+        help="SQLite response cache: rows answered before are answered from it, not sent "
+        "(default: none)",
+    )
+    parser.add_argument(
+        "--cache-mode",
+        choices=_constants.CACHE_MODES,
+        default="use",
+        help="use: look up and store; refresh: send all and store; off (default: use)",
+    )
 
 
 def make_client(args: argparse.Namespace) -> Any:
@@ -80,6 +96,8 @@ def make_client(args: argparse.Namespace) -> Any:
         processes=args.processes,
         max_cost=args.max_cost,
         transport=args.transport,
+        cache=args.cache,
+        cache_mode=args.cache_mode,
     )
 
 

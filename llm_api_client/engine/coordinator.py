@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.backend import Backend
@@ -32,6 +32,9 @@ from llm_api_client.providers.models import provider_of
 from llm_api_client.providers.pricing import estimate_cost
 from llm_api_client.ratelimit.base import Cost
 from llm_api_client.records import Result
+
+if TYPE_CHECKING:
+    from llm_api_client.cache import ResponseCache
 
 # How long one wait for outcomes may last: bounds how late a stop or timeout is noticed.
 POLL_SECONDS = 0.1
@@ -134,6 +137,7 @@ class BatchStream(Iterator[Result]):
         on_finish: Callable[[bool], None] = lambda backend_usable: None,
         budget: Budget | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cache: ResponseCache | None = None,
     ) -> None:
         self._source = _Source(source)
         self._backend = backend
@@ -143,6 +147,7 @@ class BatchStream(Iterator[Result]):
         self._on_finish = on_finish
         self._budget = budget
         self._clock = clock
+        self._cache = cache
         self._window = options.window or FixedWindow(backend.capacity)
         self._in_flight: dict[int, CallItem] = {}
         self._ready: deque[Result] = deque()
@@ -245,6 +250,10 @@ class BatchStream(Iterator[Result]):
         except RequestError as error:
             self._finish(failed_outcome(index, raw, error))
             return
+        # cache hook: a hit is answered here, never sent, never waits, never budgeted
+        if self._cache is not None and (hit := self._cache.lookup(index, prepared.request)):
+            self._finish(hit)
+            return
         if self._budget is not None and not self._budget.admit(
             index, prepared.model, prepared.cost
         ):
@@ -286,7 +295,9 @@ class BatchStream(Iterator[Result]):
     def _collect(self, timeout: float) -> None:
         for outcome in self._backend.poll(timeout):
             if outcome.index in self._in_flight:
-                del self._in_flight[outcome.index]
+                item = self._in_flight.pop(outcome.index)
+                if self._cache is not None:  # cache hook: keep the answer (not an error)
+                    self._cache.remember(item.request, outcome)
                 self._window.finished(outcome.record)
                 self._finish(outcome)
         for item in self._backend.lost():
