@@ -142,3 +142,10 @@ CACHE_BUSY_TIMEOUT_SECONDS = 30.0
 
 # APIClient(cache_mode=...) and `run --cache-mode`: look up and store, store only, neither.
 CACHE_MODES = ("use", "refresh", "off")
+
+# The key guard (engine/keyguard.py): a key the provider has not yet accepted has at most
+# AUTH_PROBATION_IN_FLIGHT requests in flight, and AUTH_FAILURES_TO_STOP refusals (401/403) in
+# a row stop it for the batch. A wrong key thus draws at most about AUTH_PROBATION_IN_FLIGHT
+# refusals, while a good key is held back only until its first answer (one latency).
+AUTH_PROBATION_IN_FLIGHT = 8
+AUTH_FAILURES_TO_STOP = 3

@@ -32,6 +32,7 @@ from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.backend import Backend
 from llm_api_client.engine.coordinator import BatchOptions, BatchStream, Budget
 from llm_api_client.engine.execution import ExecutionConfig
+from llm_api_client.engine.keyguard import KeyGuard
 from llm_api_client.engine.sizing import (
     FixedWindow,
     LatencyWindow,
@@ -193,6 +194,7 @@ class APIClient:
         self._generation = 0
         self.last_errors: dict[int, LLMAPIClientError] = {}
         self.cache = open_cache(cache, cache_mode)  # the response cache (``cache``), or None
+        self._keys = KeyGuard()  # stops sending with a key the provider keeps refusing
 
     # -- the seed's surface ---------------------------------------------------------------
     @property
@@ -288,6 +290,7 @@ class APIClient:
             self._busy.release()
             raise
         self._generation += 1
+        self._keys.new_batch()
         options = BatchOptions(max_retries, sanitize, timeout, ordered, window)
         budget = None if self.max_cost is None else Budget(self.max_cost, self._spent)
         return BatchStream(
@@ -299,6 +302,7 @@ class APIClient:
             on_finish=self._batch_finished,
             budget=budget,
             cache=self.cache,
+            keys=self._keys,
         )
 
     def map(

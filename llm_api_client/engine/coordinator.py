@@ -35,6 +35,7 @@ from llm_api_client.records import Result
 
 if TYPE_CHECKING:
     from llm_api_client.cache import ResponseCache
+    from llm_api_client.engine.keyguard import KeyGuard
 
 # How long one wait for outcomes may last: bounds how late a stop or timeout is noticed.
 POLL_SECONDS = 0.1
@@ -104,6 +105,10 @@ class _Source:
             self.exhausted = True
             return None
 
+    def put_back(self, taken: tuple[int, Any]) -> None:
+        """Give back what ``take`` gave: the next ``take`` returns it again."""
+        self._ahead.append(taken)
+
     def at_end(self) -> bool:
         """Whether ``take`` has nothing more to give (reads one item ahead to find out)."""
         if self.exhausted or self._ahead or self._error is not None:
@@ -138,6 +143,7 @@ class BatchStream(Iterator[Result]):
         budget: Budget | None = None,
         clock: Callable[[], float] = time.monotonic,
         cache: ResponseCache | None = None,
+        keys: KeyGuard | None = None,
     ) -> None:
         self._source = _Source(source)
         self._backend = backend
@@ -148,6 +154,7 @@ class BatchStream(Iterator[Result]):
         self._budget = budget
         self._clock = clock
         self._cache = cache
+        self._keys = keys
         self._window = options.window or FixedWindow(backend.capacity)
         self._in_flight: dict[int, CallItem] = {}
         self._ready: deque[Result] = deque()
@@ -239,6 +246,9 @@ class BatchStream(Iterator[Result]):
             taken = self._source.take()
             if taken is None:
                 return
+            if self._keys is not None and self._keys.must_wait(taken[1]):
+                self._source.put_back(taken)  # key guard hook: its key is on probation
+                return
             self._dispatch(*taken)
 
     def _has_room(self) -> bool:
@@ -253,6 +263,10 @@ class BatchStream(Iterator[Result]):
         # cache hook: a hit is answered here, never sent, never waits, never budgeted
         if self._cache is not None and (hit := self._cache.lookup(index, prepared.request)):
             self._finish(hit)
+            return
+        # key guard hook: a key the provider keeps refusing is not used again
+        if self._keys is not None and (refusal := self._keys.refusal(index, prepared.request)):
+            self._finish(failed_outcome(index, prepared.request, refusal))
             return
         if self._budget is not None and not self._budget.admit(
             index, prepared.model, prepared.cost
@@ -279,6 +293,8 @@ class BatchStream(Iterator[Result]):
             return
         self._in_flight[item.index] = item
         self.submitted += 1
+        if self._keys is not None:
+            self._keys.sent(item.index, item.request)
 
     def _refuse_over_budget(self, index: int, prepared: PreparedRequest) -> None:
         assert self._budget is not None
@@ -314,6 +330,8 @@ class BatchStream(Iterator[Result]):
     def _finish(self, outcome: Outcome) -> None:
         if self._budget is not None:
             self._budget.release(outcome.index)
+        if self._keys is not None:
+            self._keys.settled(outcome)
         self._on_outcome(outcome)
         self.completed += 1
         result = Result(
