@@ -149,3 +149,8 @@ CACHE_MODES = ("use", "refresh", "off")
 # refusals, while a good key is held back only until its first answer (one latency).
 AUTH_PROBATION_IN_FLIGHT = 8
 AUTH_FAILURES_TO_STOP = 3
+
+# Before its first import of litellm, this package checks that the host of litellm's current price
+# map accepts a connection within this long; if not, litellm loads the map it ships instead of
+# waiting out its own 5-s fetch timeout (an offline machine, a firewall).
+PRICE_MAP_PROBE_SECONDS = 1.0

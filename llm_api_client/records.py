@@ -46,6 +46,8 @@ class UsageRecord:
     #: answered from the response cache: nothing was sent; tokens and ``cost`` are what the
     #: stored answer used and cost when it was paid for (the cost the hit saved)
     cache_hit: bool = False
+    #: answered, but the model has no price in litellm's map: ``cost`` 0.0 means unknown
+    unpriced: bool = False
 
     @property
     def ok(self) -> bool:

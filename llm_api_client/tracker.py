@@ -56,6 +56,7 @@ class ModelUsage:
         "reasoning_tokens",
         "requests",
         "responses",
+        "unpriced",
     )
 
     def __init__(self) -> None:
@@ -71,6 +72,7 @@ class ModelUsage:
         self.cost = 0.0
         self.cache_hits = 0  # answered from the response cache: not sent, not paid
         self.cache_saved_cost = 0.0  # what those answers cost when they were paid for
+        self.unpriced = 0  # answered by a model without a price: their cost is unknown, not 0
 
     def add(self, record: UsageRecord) -> None:
         self.requests += 1
@@ -85,6 +87,7 @@ class ModelUsage:
             self.add_calls(record)
 
     def add_calls(self, record: UsageRecord) -> None:
+        self.unpriced += record.unpriced
         self.attempts += record.attempts
         self.rate_limited += record.rate_limited
         self.prompt_tokens += record.prompt_tokens
@@ -265,6 +268,9 @@ class APIUsageTracker:
             "by_model": by_model,
             "num_cache_hits": totals.cache_hits,
             "cache_saved_cost": totals.cache_saved_cost,
+            "num_unpriced": totals.unpriced,
+            "unpriced_models": sorted(m for m, usage in by_model.items() if usage["unpriced"]),
+            "price_map": _price_map(),
         }
 
     def get_stats_str(self) -> str:
@@ -291,6 +297,11 @@ class APIUsageTracker:
             lines.append(
                 f"Answered from the cache: {d['num_cache_hits']} "
                 f"(saved ${d['cache_saved_cost']:.2f})"
+            )
+        if d["num_unpriced"]:
+            lines.append(
+                f"Not in the cost: {d['num_unpriced']} responses from models without a price "
+                f"({', '.join(d['unpriced_models'])})"
             )
         if d["achieved_rpm"] is not None:
             lines.append(
@@ -351,6 +362,11 @@ class APIUsageTracker:
     def cache_saved_cost(self) -> float:
         """USD the cache hits cost when they were first paid for (not in ``total_cost``)."""
         return self._totals.cache_saved_cost
+
+    @property
+    def num_unpriced(self) -> int:
+        """Responses from models litellm's price map does not price: ``total_cost`` misses them."""
+        return self._totals.unpriced
 
     @property
     def errors_by_type(self) -> dict[str, int]:
@@ -426,6 +442,12 @@ class APIUsageTracker:
         from llm_api_client.providers.logging_switch import add_success_callback
 
         add_success_callback(self.track_cost_callback)
+
+
+def _price_map() -> dict[str, str | None]:
+    from llm_api_client.providers.pricing import price_map  # litellm: only when asked
+
+    return price_map()
 
 
 def _percentile(ordered: list[float], percentile: float) -> float | None:

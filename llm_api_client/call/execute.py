@@ -29,7 +29,7 @@ from llm_api_client._constants import (
 from llm_api_client.call.retry import RetryPolicy
 from llm_api_client.providers.answers import Usage, response_headers
 from llm_api_client.providers.base import Transport
-from llm_api_client.providers.pricing import cost_of
+from llm_api_client.providers.pricing import cost_of, is_priced
 from llm_api_client.providers.settlement import refund_for, settles_on_actual_usage
 from llm_api_client.providers.translate import translate_exception
 from llm_api_client.ratelimit.base import Admission, Cost, RateLimiter
@@ -191,6 +191,7 @@ def _record(
 ) -> UsageRecord:
     usage = Usage.of(response)
     model, provider = attempts.model, attempts.provider
+    used = bool(usage.prompt or usage.completion)
     return UsageRecord(
         index=attempts.index,
         model=model,
@@ -200,8 +201,9 @@ def _record(
         cached_tokens=usage.cached,
         reasoning_tokens=usage.reasoning,
         cost=cost_of(model, usage.prompt, usage.completion, usage.cached, provider)
-        if usage.prompt or usage.completion
+        if used
         else 0.0,
+        unpriced=used and not is_priced(model, provider),
         response_time=attempts.response_time,
         attempts=attempts.sent,
         rate_limited=attempts.rate_limited,
