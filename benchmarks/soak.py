@@ -45,7 +45,7 @@ def rss_kib(pid: int | str = "self") -> int:
 
 
 def sample(client: APIClient) -> dict[str, int]:
-    backend = client._resources.backend
+    backend = client._runtime.backend
     workers = getattr(backend, "_workers", [])
     return {
         "rss_kib": rss_kib(),

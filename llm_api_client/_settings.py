@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "BATCH_TIMEOUT",
+    "CLIENT_RULES",
     "MAX_COST",
     "MAX_DELAY",
     "PER_MINUTE",
@@ -27,6 +28,7 @@ __all__ = [
     "RETRIES",
     "WORKERS",
     "Number",
+    "check",
 ]
 
 
@@ -86,3 +88,28 @@ POSITIVE_SECONDS = Number(minimum=0, exclusive=True)
 MAX_DELAY = Number(minimum=0, exclusive=True, unset="wait as long as needed")
 BATCH_TIMEOUT = Number(minimum=0, exclusive=True, unset="no timeout")
 MAX_COST = Number(minimum=0, exclusive=True, unset="no cap")
+
+# What each setting of ``APIClient`` and each per-call argument may be.
+CLIENT_RULES = {
+    "max_requests_per_minute": PER_MINUTE,
+    "max_tokens_per_minute": PER_MINUTE,
+    "input_tokens_per_minute": PER_MINUTE,
+    "output_tokens_per_minute": PER_MINUTE,
+    "max_workers": WORKERS,
+    "max_delay_seconds": MAX_DELAY,
+    "burst_seconds": POSITIVE_SECONDS,
+    "max_cost": MAX_COST,
+    "processes": PROCESSES,
+    "max_retries": RETRIES,
+    "timeout": BATCH_TIMEOUT,
+}
+
+
+def check(**settings: object) -> None:
+    """Raise ``ConfigurationError`` for the first setting its rule (``CLIENT_RULES``) refuses."""
+    from llm_api_client.errors import ConfigurationError
+
+    for name, value in settings.items():
+        problem = CLIENT_RULES[name].problem(value)
+        if problem is not None:
+            raise ConfigurationError(f"{name} must be {problem}, not {value!r}")

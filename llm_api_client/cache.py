@@ -36,13 +36,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from llm_api_client._constants import CACHE_BUSY_TIMEOUT_SECONDS, CACHE_MODES
 from llm_api_client._redact import is_secret_key
-from llm_api_client.call.execute import Outcome
+from llm_api_client.engine.messages import Outcome
 from llm_api_client.errors import ConfigurationError
 from llm_api_client.providers.answers import Usage
 from llm_api_client.providers.stored import dump_response, load_response
 from llm_api_client.records import UsageRecord
 
-__all__ = ["CACHE_MODES", "ResponseCache", "cache_key", "open_cache"]
+__all__ = ["CACHE_MODES", "CacheSpec", "ResponseCache", "cache_key", "open_cache"]
 
 # Left out of the key besides credentials (``_redact.is_secret_key``): they say who pays, where
 # the bill goes or how long to wait, not what is asked.
@@ -180,23 +180,17 @@ def _open(path: str) -> sqlite3.Connection:
 
 def _hit_record(index: int, request: Mapping[str, Any], response: Any, cost: float) -> UsageRecord:
     """The usage the stored answer had when it was paid for; ``cost`` is what the hit saved."""
-    usage = Usage.of(response)
-    return UsageRecord(
-        index=index,
-        model=str(request.get("model", "")),
-        prompt_tokens=usage.prompt,
-        completion_tokens=usage.completion,
-        cached_tokens=usage.cached,
-        reasoning_tokens=usage.reasoning,
-        cost=cost,
-        finished_at=time.time(),
-        cache_hit=True,
+    model = str(request.get("model", ""))
+    return UsageRecord.of(
+        index, model, Usage.of(response), cost=cost, finished_at=time.time(), cache_hit=True
     )
 
 
-def open_cache(
-    cache: str | os.PathLike[str] | ResponseCache | None, mode: str
-) -> ResponseCache | None:
+# What ``APIClient(cache=...)`` accepts: a path, a cache, or None.
+CacheSpec = str | os.PathLike[str] | ResponseCache | None
+
+
+def open_cache(cache: CacheSpec, mode: str) -> ResponseCache | None:
     """What ``APIClient(cache=, cache_mode=)`` uses: None when there is no cache or it is off."""
     if mode not in CACHE_MODES:
         raise ConfigurationError(f"cache_mode must be one of {CACHE_MODES}, not {mode!r}")

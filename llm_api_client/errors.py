@@ -1,16 +1,20 @@
 """One exception tree for everything this library raises or reports.
 
+Grouped by cause, as httpx groups its own: catch a parent to handle a whole kind.
+
     LLMAPIClientError
     ├── ConfigurationError          bad client settings (negative limits, ...); also a ValueError
-    ├── RequestError                a request was rejected before anything was sent
-    │   ├── InvalidRequestError       not a dict, no model/messages, wrong types, unserializable
-    │   ├── ContextWindowExceededError  cannot be made to fit the model's input window
-    │   └── RequestTooLargeError      costs more than a rate limit can ever admit
-    ├── RateLimitDelayExceeded      not admitted by the rate limiter within max_delay_seconds
-    ├── BudgetExceededError         dispatch stopped: the spend cap (max_cost) would be passed
-    ├── BatchTimeoutError           the batch's global timeout ran out before this request finished
-    ├── BatchCancelledError         the batch was stopped (Ctrl-C, SIGTERM, close) before it ran
-    ├── WorkerCrashedError          the worker process died while the request was in flight
+    ├── NotSentError                never sent to the provider: nothing was spent on it
+    │   ├── RequestError              the request itself cannot be sent
+    │   │   ├── InvalidRequestError     not a dict, no model/messages, wrong types, unserializable
+    │   │   ├── ContextWindowTooSmallError  cannot be truncated to fit the model's input window
+    │   │   │                               (old name: ContextWindowExceededError)
+    │   │   └── RequestTooLargeError    costs more than a rate limit can ever admit
+    │   ├── RateLimitDelayExceeded    not admitted by the rate limiter within max_delay_seconds
+    │   └── BudgetExceededError       dispatch stopped: the spend cap (max_cost) would be passed
+    ├── EngineError                 the engine gave the request up, sent or not
+    │   ├── BatchTimeoutError         the batch's global timeout ran out before it finished
+    │   └── WorkerCrashedError        the worker process died while it was in flight
     └── APIError                    the provider (through litellm) answered with an error
         ├── APIConnectionError        no HTTP answer: refused, reset, dropped
         │   └── APITimeoutError         no answer within the request's timeout
@@ -48,7 +52,6 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
-    "BatchCancelledError",
     "BatchTimeoutError",
     "BudgetExceededError",
     "ConfigurationError",
@@ -56,10 +59,13 @@ __all__ = [
     "ContentPolicyViolationError",
     "ContextLengthExceededError",
     "ContextWindowExceededError",
+    "ContextWindowTooSmallError",
+    "EngineError",
     "InternalServerError",
     "InvalidRequestError",
     "LLMAPIClientError",
     "NotFoundError",
+    "NotSentError",
     "PaymentRequiredError",
     "PermissionDeniedError",
     "RateLimitDelayExceeded",
@@ -115,39 +121,51 @@ class ConfigurationError(LLMAPIClientError, ValueError):
     """A client or limiter setting is impossible (a negative limit, zero workers, ...)."""
 
 
-class RequestError(LLMAPIClientError):
-    """A request was rejected before it was sent; nothing was spent on it."""
+class NotSentError(LLMAPIClientError):
+    """The request was never sent to the provider; nothing was spent on it."""
+
+
+class RequestError(NotSentError):
+    """The request itself was rejected before it was sent (malformed, too long, too costly)."""
 
 
 class InvalidRequestError(RequestError, ValueError):
     """The request is malformed: not a dict, no ``model`` or ``messages``, wrong types."""
 
 
-class ContextWindowExceededError(RequestError):
-    """The request cannot be truncated to fit the model's input window."""
+class ContextWindowTooSmallError(RequestError):
+    """The request cannot be truncated to fit the model's input window.
+
+    Not the provider's answer (that is ``ContextLengthExceededError``, a 400): the library
+    found, before sending, that even the shortest truncation does not fit.
+    """
+
+
+# The name before 0.2: it read like litellm's error of that name, which means the provider's 400.
+ContextWindowExceededError = ContextWindowTooSmallError
 
 
 class RequestTooLargeError(RequestError):
     """The request costs more than one of the rate limits admits in a whole minute."""
 
 
-class RateLimitDelayExceeded(LLMAPIClientError):
+class RateLimitDelayExceeded(NotSentError):
     """Not admitted by the rate limiter within ``max_delay_seconds``; it was not sent."""
 
 
-class BudgetExceededError(LLMAPIClientError):
+class BudgetExceededError(NotSentError):
     """Dispatch stopped before the projected cost would pass the spend cap (``max_cost``)."""
 
 
-class BatchTimeoutError(LLMAPIClientError):
+class EngineError(LLMAPIClientError):
+    """The engine gave the request up: its batch timed out or its worker died."""
+
+
+class BatchTimeoutError(EngineError):
     """The batch's global ``timeout`` ran out before this request finished."""
 
 
-class BatchCancelledError(LLMAPIClientError):
-    """The batch was stopped (Ctrl-C, SIGTERM, ``close()``) before this request finished."""
-
-
-class WorkerCrashedError(LLMAPIClientError):
+class WorkerCrashedError(EngineError):
     """The worker process died while this request was in flight (and it was not re-sent)."""
 
 

@@ -1,7 +1,8 @@
 """The small, frozen, picklable records that cross process boundaries.
 
 ``UsageRecord`` is what one finished request reports to the tracker (made in the worker, merged in
-the parent); ``Result`` is what the streaming API yields for one request.
+the parent), always through ``UsageRecord.of``; ``Result`` is what the streaming API yields for
+one request, always made by ``Result.from_outcome``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from llm_api_client.engine.messages import Outcome
     from llm_api_client.errors import LLMAPIClientError
+    from llm_api_client.providers.answers import Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,42 @@ class UsageRecord:
     #: answered, but the model has no price in litellm's map: ``cost`` 0.0 means unknown
     unpriced: bool = False
 
+    @classmethod
+    def of(
+        cls,
+        index: int,
+        model: str,
+        usage: Usage | None = None,
+        *,
+        provider: str | None = None,
+        cost: float = 0.0,
+        response_time: float = 0.0,
+        attempts: int = 0,
+        rate_limited: int = 0,
+        error: BaseException | None = None,
+        finished_at: float = 0.0,
+        cache_hit: bool = False,
+        unpriced: bool = False,
+    ) -> UsageRecord:
+        """The record of one request: ``usage`` is what its answer reported (None: no answer)."""
+        tokens = (0, 0, 0, 0)
+        if usage is not None:
+            tokens = (usage.prompt, usage.completion, usage.cached, usage.reasoning)
+        return cls(
+            index,
+            model,
+            provider,
+            *tokens,
+            cost=cost,
+            response_time=response_time,
+            attempts=attempts,
+            rate_limited=rate_limited,
+            error=None if error is None else type(error).__name__,
+            finished_at=finished_at,
+            cache_hit=cache_hit,
+            unpriced=unpriced,
+        )
+
     @property
     def ok(self) -> bool:
         """The request was answered."""
@@ -73,6 +112,12 @@ class Result:
     attempts: int = 0
     #: tokens, cost and latency of the request
     usage: UsageRecord | None = None
+
+    @classmethod
+    def from_outcome(cls, outcome: Outcome) -> Result:
+        """What the streaming API yields for a worker's ``Outcome``: the one place it is made."""
+        record = outcome.record
+        return cls(outcome.index, outcome.response, outcome.error, record.attempts, record)
 
     @property
     def ok(self) -> bool:

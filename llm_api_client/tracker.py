@@ -463,14 +463,10 @@ def _percentile(ordered: list[float], percentile: float) -> float | None:
 def _record_from_callback(
     kwargs: Mapping[str, Any], response: Any, start: datetime.datetime, end: datetime.datetime
 ) -> UsageRecord:
-    usage = Usage.of(response)
-    return UsageRecord(
-        index=-1,
-        model=str(kwargs.get("model") or getattr(response, "model", "") or ""),
-        prompt_tokens=usage.prompt,
-        completion_tokens=usage.completion,
-        cached_tokens=usage.cached,
-        reasoning_tokens=usage.reasoning,
+    return UsageRecord.of(
+        -1,
+        str(kwargs.get("model") or getattr(response, "model", "") or ""),
+        Usage.of(response),
         cost=float(kwargs.get("response_cost") or 0.0),
         response_time=(end - start).total_seconds(),
         attempts=1,

@@ -143,7 +143,7 @@ def test_a_cache_object_and_bad_modes():
 
 def _write_and_read(path: str, worker: int, count: int) -> int:
     """Store ``count`` answers of its own while the other processes store theirs."""
-    from llm_api_client.call.execute import Outcome
+    from llm_api_client.engine.messages import Outcome
     from llm_api_client.records import UsageRecord
     from tests.fakes import make_response
 

@@ -14,8 +14,9 @@ from llm_api_client._constants import (
     DEFAULT_RATE_LIMIT_PAUSE_SECONDS,
     DEFAULT_REQUEST_TIMEOUT_SECONDS,
 )
-from llm_api_client.call.execute import Outcome, execute, request_timeout
+from llm_api_client.call.execute import execute, request_timeout
 from llm_api_client.call.retry import RetryPolicy
+from llm_api_client.engine.messages import Outcome
 from llm_api_client.providers.litellm_transport import FunctionTransport, LiteLLMTransport
 from llm_api_client.providers.models import provider_of
 from llm_api_client.providers.pricing import cost_of
@@ -144,6 +145,7 @@ def run(
 ) -> Outcome:
     clock = clock or FakeClock()
     request = dict(REQUEST) if request is None else request
+    extra.setdefault("provider", provider_of(request["model"], request))  # as the coordinator
     return execute(
         request,
         index=7,
@@ -151,7 +153,6 @@ def run(
         limiter=limiter or FakeLimiter(),
         policy=RetryPolicy(max_retries=max_retries),
         transport=FunctionTransport(completion),
-        provider=provider_of(request["model"], request),  # as the coordinator resolves it
         sleep=clock.sleep,
         clock=clock,
         **extra,
@@ -173,10 +174,6 @@ def test_success_outcome_and_record() -> None:
     assert record.response_time == 0.25
     assert record.finished_at > 1e9
     assert limiter.acquired == [COST]
-    assert outcome.headers == {
-        "x-ratelimit-remaining-requests": "599",
-        "x-request-id": "req-1",
-    }
     assert [seen.remaining for seen in limiter.observed] == [{"requests": 599}]
 
 
@@ -294,25 +291,33 @@ def test_an_untranslated_transport_error_is_translated_all_the_same() -> None:
 
 
 @pytest.mark.parametrize(
-    ("model", "settlement", "refunded"),
+    ("model", "refunded"),
     [
-        ("openai/gpt-4o-mini", None, []),
-        ("anthropic/claude-3-5-sonnet-20241022", None, [Cost(0, 480, 0)]),
-        ("openai/gpt-4o-mini", "actual", [Cost(0, 480, 0)]),
-        ("anthropic/claude-3-5-sonnet-20241022", "admission", []),
+        ("openai/gpt-4o-mini", []),
+        ("anthropic/claude-3-5-sonnet-20241022", [Cost(0, 480, 0)]),
+        ("bedrock/anthropic.claude-3-haiku-20240307-v1:0", [Cost(0, 480, 0)]),
     ],
 )
-def test_settlement_refunds_unused_output(
-    model: str, settlement: str | None, refunded: list[Cost]
-) -> None:
+def test_settlement_refunds_unused_output(model: str, refunded: list[Cost]) -> None:
     limiter = FakeLimiter()
-    run(
+    run(Script(make_response()), limiter=limiter, request={**REQUEST, "model": model})
+    assert limiter.refunded == refunded
+
+
+def test_model_and_provider_come_from_the_coordinator() -> None:
+    """The worker uses the ``CallItem``'s model and provider, not the request's, for its record."""
+    limiter = FakeLimiter()
+    outcome = run(
         Script(make_response()),
         limiter=limiter,
-        request={**REQUEST, "model": model},
-        settlement=settlement,
+        model="claude-3-5-sonnet-20241022",
+        provider="anthropic",
     )
-    assert limiter.refunded == refunded
+    assert (outcome.record.model, outcome.record.provider) == (
+        "claude-3-5-sonnet-20241022",
+        "anthropic",
+    )
+    assert limiter.refunded == [Cost(0, 480, 0)]  # settled as Anthropic does
 
 
 def test_no_refund_after_a_failure() -> None:
@@ -331,7 +336,7 @@ def test_outcome_pickles_with_its_response_and_error() -> None:
     for outcome in (ok, failed):
         twin = pickle.loads(pickle.dumps(outcome))
         assert twin.record == outcome.record
-        assert twin.headers == outcome.headers
+        assert twin.index == outcome.index
     assert pickle.loads(pickle.dumps(ok)).response.usage.prompt_tokens == 100
     twin_error = pickle.loads(pickle.dumps(failed)).error
     assert isinstance(twin_error, errors.RateLimitError) and twin_error.retry_after == 2.0
@@ -371,12 +376,21 @@ def real(
 def test_real_litellm_success_and_429_retry(stub: Any) -> None:
     from llm_api_client.ratelimit.memory import InProcessRateLimiter
 
+    class _Observing(InProcessRateLimiter):
+        """The real limiter, keeping what each answer's headers stated."""
+
+        observed: list[ProviderLimits] = []
+
+        def observe(self, limits: ProviderLimits) -> None:
+            self.observed.append(limits)
+            super().observe(limits)
+
     limiter_time = [0.0]  # the limiter's own clock: its sleeps move it, nothing waits for real
 
     def limiter_sleep(seconds: float) -> None:
         limiter_time[0] += seconds
 
-    limiter = InProcessRateLimiter(
+    limiter = _Observing(
         Limits(requests_per_minute=6000, tokens_per_minute=1_000_000),
         clock=lambda: limiter_time[0],
         sleep=limiter_sleep,
@@ -390,7 +404,7 @@ def test_real_litellm_success_and_429_retry(stub: Any) -> None:
     assert (record.cached_tokens, record.reasoning_tokens) == (2, 1)
     assert record.provider == "openai"
     assert clock.slept == [1.5]  # retry-after-ms from the 429
-    assert outcome.headers["x-ratelimit-remaining-requests"] == "599"
+    assert limiter.observed[-1].remaining["requests"] == 599  # the success's headers, read
     assert limiter.snapshot().pauses == 1
     assert stub.calls["seq-status.429-ok"] == 2
 

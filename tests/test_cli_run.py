@@ -680,7 +680,7 @@ def test_killed_and_rerun_against_the_simulator(tmp_path: Path) -> None:
 def test_transport_option_chooses_the_clients_transport(argv, expected):
     args = cli_main.build_parser().parse_args(["run", "in.jsonl", "-o", "out.jsonl", *argv])
     with run_module.make_client(args) as made:
-        assert type(made._execution.transport).__name__ == expected
+        assert type(made._runtime.execution.transport).__name__ == expected
 
 
 def test_an_unknown_transport_is_a_usage_error(capsys):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.coordinator import BatchOptions, BatchStream
-from llm_api_client.engine.messages import CallItem
+from llm_api_client.engine.messages import CallItem, Outcome
 from llm_api_client.errors import BatchTimeoutError
 from llm_api_client.records import UsageRecord
 from tests.fakes import chat

@@ -176,8 +176,8 @@ def test_a_killed_worker_does_not_lose_its_requests(tmp_path):
 def test_close_releases_workers_and_shared_memory():
     client = APIClient(None, None, processes=2, completion=FakeCompletion())
     client.make_requests([chat("hello")])
-    segment = client._resources.backend._limiter.name.lstrip("/")
-    pids = [w.process.pid for w in client._resources.backend._workers]
+    segment = client._runtime.backend._limiter.name.lstrip("/")
+    pids = [w.process.pid for w in client._runtime.backend._workers]
     assert os.path.exists(f"/dev/shm/{segment}")
 
     client.close()

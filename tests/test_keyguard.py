@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from llm_api_client import APIClient
-from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.keyguard import KeyGuard
+from llm_api_client.engine.messages import Outcome
 from llm_api_client.errors import (
     APIConnectionError,
     AuthenticationError,

@@ -15,7 +15,7 @@ import pytest
 
 from llm_api_client import APIClient, _offline
 from llm_api_client._constants import DEFAULT_MAX_OUTPUT_TOKENS
-from llm_api_client.errors import ContextWindowExceededError, InvalidRequestError
+from llm_api_client.errors import ContextWindowTooSmallError, InvalidRequestError
 from llm_api_client.prepare.chat_tokens import count_request_tokens
 from llm_api_client.prepare.request import (
     PreparedRequest,
@@ -207,7 +207,7 @@ def test_never_mutates_the_callers_request(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_context_window_error_carries_the_index(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_CONTEXT_TOKENS_FALLBACK", "50")
-    with pytest.raises(ContextWindowExceededError) as caught:
+    with pytest.raises(ContextWindowTooSmallError) as caught:
         prepare_request(request(model="sim-unknown", max_tokens=100), index=3)
     assert caught.value.index == 3
 

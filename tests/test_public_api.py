@@ -96,3 +96,30 @@ def test_the_seed_request_helpers_work():
         == (request["messages"])
     )
     client.close()
+
+
+def test_errors_are_grouped_by_cause():
+    from llm_api_client import errors
+
+    never_sent = (
+        errors.InvalidRequestError,
+        errors.ContextWindowTooSmallError,
+        errors.RequestTooLargeError,
+        errors.RateLimitDelayExceeded,
+        errors.BudgetExceededError,
+    )
+    assert all(issubclass(cls, errors.NotSentError) for cls in never_sent)
+    engine = (errors.BatchTimeoutError, errors.WorkerCrashedError)
+    assert all(issubclass(cls, errors.EngineError) for cls in engine)
+    for group in (errors.NotSentError, errors.EngineError, errors.APIError):
+        assert issubclass(group, errors.LLMAPIClientError)
+    assert not issubclass(errors.EngineError, errors.NotSentError)
+    assert not issubclass(errors.APIError, (errors.NotSentError, errors.EngineError))
+
+
+def test_the_old_name_of_the_truncation_error_still_imports():
+    from llm_api_client import ContextWindowExceededError, ContextWindowTooSmallError
+    from llm_api_client.errors import ContextLengthExceededError
+
+    assert ContextWindowExceededError is ContextWindowTooSmallError
+    assert not issubclass(ContextWindowTooSmallError, ContextLengthExceededError)

@@ -160,7 +160,7 @@ PARENT_SCRIPT = textwrap.dedent(
     stream = client.stream(chat(f"q{i} #sleep=0.5") for i in range(100_000))
     # (the limiter's slow start sends the first request alone; it answers in 0.5 s)
     next(stream)
-    pids = [w.process.pid for w in client._resources.backend._workers]
+    pids = [w.process.pid for w in client._runtime.backend._workers]
     print(" ".join(map(str, pids)), flush=True)
     for result in stream:
         pass

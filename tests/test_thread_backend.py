@@ -29,7 +29,7 @@ class GatedCompletion:
 
 
 def item(index: int) -> CallItem:
-    return CallItem(index, chat(f"q{index}"), Cost(), max_retries=0, generation=1)
+    return CallItem(index, chat(f"q{index}"), Cost(), model="gpt-4o-mini")
 
 
 def backend(completion: Any, threads: int, late: list[UsageRecord]) -> ThreadBackend:

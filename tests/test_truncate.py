@@ -15,7 +15,7 @@ from llm_api_client._constants import (
     DEFAULT_MAX_OUTPUT_TOKENS,
     TRUNCATION_MARKER,
 )
-from llm_api_client.errors import ContextWindowExceededError
+from llm_api_client.errors import ContextWindowTooSmallError
 from llm_api_client.prepare.chat_tokens import count_request_tokens
 from llm_api_client.prepare.truncate import (
     ContextWindow,
@@ -239,7 +239,7 @@ def test_cannot_fit_raises_before_sending_with_a_clear_message(
     monkeypatch.setenv(OVERRIDE, "100")
     secret = "sk-live-abcdefghijklmnop"
     request = {"model": "gpt-4o-mini", "messages": [msg("user", "hi")], "tools": [tool]}
-    with pytest.raises(ContextWindowExceededError) as caught:
+    with pytest.raises(ContextWindowTooSmallError) as caught:
         fit_to_context({**request, "api_key": secret})
     text = str(caught.value)
     assert "gpt-4o-mini" in text and "100" in text and secret not in text
@@ -249,7 +249,7 @@ def test_cannot_fit_raises_before_sending_with_a_clear_message(
 def test_max_tokens_leaving_no_room_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(FALLBACK, "100")
     request = {"model": "sim-unknown", "messages": [msg("user", "hi " * 200)], "max_tokens": 200}
-    with pytest.raises(ContextWindowExceededError, match="no room"):
+    with pytest.raises(ContextWindowTooSmallError, match="no room"):
         fit_to_context(request)
 
 
@@ -331,7 +331,7 @@ def test_property_fits_and_keeps_system_and_last_user(
     request = {"model": "gpt-4o-mini", "messages": messages}
     try:
         fitted, total = fit_and_count(request)
-    except ContextWindowExceededError:
+    except ContextWindowTooSmallError:
         # Only when even empty kept messages exceed the window (framing alone).
         skeleton = [{**m, "content": ""} for m in messages if m["role"] == "system"]
         skeleton.append(msg("user", ""))

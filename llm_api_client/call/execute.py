@@ -7,7 +7,7 @@
              ok   -> limiter.observe(the limits its headers state)
              fail -> our typed error; a 429 also limiter.pause(retry_after, admission), observe
       └─ after a success: settle with the limiter on actual usage (refund the unused reservation)
-      └─ Outcome(index, response, error, UsageRecord, headers)
+      └─ Outcome(index, response, error, UsageRecord)   (engine.messages)
 
 ``execute`` never raises for a failure of the request itself: the typed error is in the outcome.
 It is a picklable frozen dataclass, made in a worker and merged into the tracker in the parent.
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from llm_api_client import errors
@@ -27,6 +26,7 @@ from llm_api_client._constants import (
     MAX_RETRY_AFTER_SECONDS,
 )
 from llm_api_client.call.retry import RetryPolicy
+from llm_api_client.engine.messages import Outcome
 from llm_api_client.providers.answers import Usage, response_headers
 from llm_api_client.providers.base import Transport
 from llm_api_client.providers.pricing import cost_of, is_priced
@@ -36,22 +36,7 @@ from llm_api_client.ratelimit.base import Admission, Cost, RateLimiter
 from llm_api_client.ratelimit.headers import parse_rate_limit_headers
 from llm_api_client.records import UsageRecord
 
-__all__ = ["Outcome", "execute", "request_timeout"]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one request came to: the response or the typed error, and its usage record."""
-
-    index: int
-    response: Any
-    error: errors.LLMAPIClientError | None
-    record: UsageRecord
-    headers: dict[str, str] = field(default_factory=dict)  # the final answer's, normalized
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+__all__ = ["execute", "request_timeout"]
 
 
 def execute(
@@ -62,21 +47,23 @@ def execute(
     limiter: RateLimiter,
     policy: RetryPolicy,
     transport: Transport,
+    model: str | None = None,
     provider: str | None = None,
     max_delay: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    settlement: str | None = None,
 ) -> Outcome:
     """Send ``request`` through ``limiter`` with ``policy``'s retries; never raises for its failure.
 
     ``cost`` is what one attempt takes from the limiter (every retry takes it again).
-    ``transport`` sends each attempt (``providers``). ``provider`` is where the request goes
-    (``providers.models.provider_of``, resolved once by the coordinator): for its usage record,
-    its price and its settlement. ``settlement`` overrides whether the provider settles on
-    actual usage (see ``providers.settlement``). The caller's dict is not modified.
+    ``transport`` sends each attempt (``providers``). ``model`` (default: the request's) and
+    ``provider`` (``providers.models.provider_of``) are resolved once by the coordinator
+    (``CallItem``): for the usage record, the price and the settlement (``providers.settlement``).
+    The caller's dict is not modified.
     """
-    attempts = _Attempts(request, index, cost, limiter, transport, provider, clock, max_delay)
+    model = str(request.get("model", "")) if model is None else model
+    attempts = _Attempts(request, index, cost, limiter, transport, clock, max_delay)
+    attempts.model, attempts.provider = model, provider
     response: Any = None
     try:
         for attempt in policy.retrying(sleep):
@@ -84,7 +71,7 @@ def execute(
                 response = attempts.send()
     except errors.LLMAPIClientError as error:
         return attempts.outcome(None, error)
-    _settle(limiter, cost, attempts.model, provider, response, settlement)
+    _settle(limiter, cost, model, provider, response)
     return attempts.outcome(response, None)
 
 
@@ -95,7 +82,6 @@ class _Attempts:
         "admission",
         "clock",
         "cost",
-        "headers",
         "index",
         "limiter",
         "max_delay",
@@ -116,14 +102,13 @@ class _Attempts:
         cost: Cost,
         limiter: RateLimiter,
         transport: Transport,
-        provider: str | None,
         clock: Callable[[], float],
         max_delay: float | None,
     ) -> None:
         self.request = request
         self.timeout = request_timeout(request)
-        self.model = str(request.get("model", ""))
-        self.provider = provider
+        self.model = ""
+        self.provider: str | None = None
         self.index = index
         self.cost = cost
         self.limiter = limiter
@@ -133,7 +118,6 @@ class _Attempts:
         self.sent = 0
         self.rate_limited = 0
         self.response_time = 0.0
-        self.headers: dict[str, str] = {}
         self.admission: Admission | None = None
 
     def send(self) -> Any:
@@ -152,26 +136,23 @@ class _Attempts:
                 raise
             raise error from exc
         self.response_time = self.clock() - start
-        self.headers = response_headers(response)
         # Every answer is news, even without headers: it ends the limiter's slow start.
-        self.limiter.observe(parse_rate_limit_headers(self.headers))
+        self.limiter.observe(parse_rate_limit_headers(response_headers(response)))
         return response
 
     def _learn_from(self, error: errors.LLMAPIClientError) -> None:
         """What a failed attempt teaches the limiter: a 429 pauses, headers correct the limits."""
-        headers = getattr(error, "headers", None)
-        self.headers = dict(headers) if headers else {}
+        headers = dict(getattr(error, "headers", None) or {})
         if isinstance(error, errors.RateLimitError):
             self.rate_limited += 1
             self.limiter.pause(_pause_for(error.retry_after), self.admission)
-        if self.headers or isinstance(error, errors.APIStatusError):
-            self.limiter.observe(parse_rate_limit_headers(self.headers))
+        if headers or isinstance(error, errors.APIStatusError):
+            self.limiter.observe(parse_rate_limit_headers(headers))
 
     def outcome(self, response: Any, error: errors.LLMAPIClientError | None) -> Outcome:
         if error is not None and error.index is None:  # the limiter's errors know no index
             error.index = self.index
-        record = _record(self, response, error)
-        return Outcome(self.index, response, error, record, self.headers)
+        return Outcome(self.index, response, error, _record(self, response, error))
 
 
 def request_timeout(request: Mapping[str, Any]) -> Any:
@@ -191,23 +172,19 @@ def _record(
 ) -> UsageRecord:
     usage = Usage.of(response)
     model, provider = attempts.model, attempts.provider
-    used = bool(usage.prompt or usage.completion)
-    return UsageRecord(
-        index=attempts.index,
-        model=model,
+    priced = usage.prompt or usage.completion
+    cost = cost_of(model, usage.prompt, usage.completion, usage.cached, provider) if priced else 0.0
+    return UsageRecord.of(
+        attempts.index,
+        model,
+        usage,
         provider=provider,
-        prompt_tokens=usage.prompt,
-        completion_tokens=usage.completion,
-        cached_tokens=usage.cached,
-        reasoning_tokens=usage.reasoning,
-        cost=cost_of(model, usage.prompt, usage.completion, usage.cached, provider)
-        if used
-        else 0.0,
-        unpriced=used and not is_priced(model, provider),
+        cost=cost,
+        unpriced=bool(priced) and not is_priced(model, provider),
         response_time=attempts.response_time,
         attempts=attempts.sent,
         rate_limited=attempts.rate_limited,
-        error=type(error).__name__ if error is not None else None,
+        error=error,
         finished_at=time.time(),
     )
 
@@ -218,10 +195,9 @@ def _settle(
     model: str,
     provider: str | None,
     response: Any,
-    settlement: str | None,
 ) -> None:
     """Give back the part of the admission cost a usage-settling provider did not charge."""
-    if not settles_on_actual_usage(model, provider, settlement):
+    if not settles_on_actual_usage(model, provider):
         return
     usage = Usage.of(response)
     refund = refund_for(cost, usage.prompt, usage.completion)

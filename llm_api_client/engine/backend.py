@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from llm_api_client.call.execute import Outcome
-from llm_api_client.engine.messages import CallItem
+from llm_api_client.engine.messages import CallItem, Outcome
 
 
 class Backend(Protocol):

@@ -10,16 +10,16 @@ waiting to be yielded in order (the window follows the observed latency unless t
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.backend import Backend
 from llm_api_client.engine.execution import failed_outcome
-from llm_api_client.engine.messages import CallItem
+from llm_api_client.engine.messages import CallItem, Outcome
 from llm_api_client.engine.sizing import FixedWindow, Window
 from llm_api_client.errors import (
     BatchTimeoutError,
@@ -36,6 +36,9 @@ from llm_api_client.records import Result
 if TYPE_CHECKING:
     from llm_api_client.cache import ResponseCache
     from llm_api_client.engine.keyguard import KeyGuard
+    from llm_api_client.tracker import APIUsageTracker
+
+logger = logging.getLogger("llm_api_client")
 
 # How long one wait for outcomes may last: bounds how late a stop or timeout is noticed.
 POLL_SECONDS = 0.1
@@ -55,17 +58,21 @@ class BatchOptions:
 
 
 class Budget:
-    """The spend cap: refuses a request whose projected cost would pass ``max_cost``."""
+    """The spend cap: refuses a request whose projected cost would pass ``max_cost``.
 
-    def __init__(self, max_cost: float, spent: Callable[[], float]) -> None:
+    What is spent is the ``tracker``'s total (every batch of the client counts) plus what the
+    requests in flight are projected to cost.
+    """
+
+    def __init__(self, max_cost: float, tracker: APIUsageTracker) -> None:
         self.max_cost = max_cost
-        self._spent = spent
+        self._tracker = tracker
         self._reserved: dict[int, float] = {}
         self._reserved_total = 0.0
 
     @property
     def spent(self) -> float:
-        return self._spent()
+        return float(self._tracker.total_cost)
 
     def admit(self, index: int, model: str, cost: Cost) -> bool:
         projected = estimate_cost(model, cost)
@@ -129,6 +136,9 @@ class BatchStream(Iterator[Result]):
     the requests in flight finish and are yielded, and iteration ends. ``close()`` (or leaving
     a ``with`` block, or breaking out of a loop and dropping the stream) abandons the requests
     in flight at once.
+
+    Every outcome's usage goes to ``tracker``; ``budget`` is the spend cap; ``on_finish`` hands
+    the backend back once (to the ``Runtime``), saying whether it can run another batch.
     """
 
     def __init__(
@@ -137,10 +147,9 @@ class BatchStream(Iterator[Result]):
         backend: Backend,
         options: BatchOptions,
         *,
-        generation: int = 0,
-        on_outcome: Callable[[Outcome], None] = lambda outcome: None,
-        on_finish: Callable[[bool], None] = lambda backend_usable: None,
+        tracker: APIUsageTracker | None = None,
         budget: Budget | None = None,
+        on_finish: Callable[[bool], None] = lambda backend_usable: None,
         clock: Callable[[], float] = time.monotonic,
         cache: ResponseCache | None = None,
         keys: KeyGuard | None = None,
@@ -148,8 +157,7 @@ class BatchStream(Iterator[Result]):
         self._source = _Source(source)
         self._backend = backend
         self._options = options
-        self._generation = generation
-        self._on_outcome = on_outcome
+        self._tracker = tracker
         self._on_finish = on_finish
         self._budget = budget
         self._clock = clock
@@ -278,9 +286,9 @@ class BatchStream(Iterator[Result]):
             index=index,
             request=prepared.request,
             cost=prepared.cost,
-            max_retries=self._options.max_retries,
-            generation=self._generation,
+            model=prepared.model,
             provider=provider_of(prepared.model, prepared.request),
+            max_retries=self._options.max_retries,
         )
         self._send(item)
 
@@ -332,15 +340,12 @@ class BatchStream(Iterator[Result]):
             self._budget.release(outcome.index)
         if self._keys is not None:
             self._keys.settled(outcome)
-        self._on_outcome(outcome)
+        if self._tracker is not None:
+            self._tracker.add(outcome.record)
+        if outcome.error is not None:
+            logger.debug("request %d failed: %r", outcome.index, outcome.error)
         self.completed += 1
-        result = Result(
-            index=outcome.index,
-            response=outcome.response,
-            error=outcome.error,
-            attempts=outcome.record.attempts,
-            usage=outcome.record,
-        )
+        result = Result.from_outcome(outcome)
         if self._options.ordered:
             self._reorder[result.index] = result
         else:

@@ -11,10 +11,10 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from llm_api_client.call.execute import Outcome, execute
+from llm_api_client.call.execute import execute
 from llm_api_client.call.retry import RetryPolicy
 from llm_api_client.engine import cancellation
-from llm_api_client.engine.messages import CallItem
+from llm_api_client.engine.messages import CallItem, Outcome
 from llm_api_client.errors import LLMAPIClientError
 from llm_api_client.providers.base import Transport
 from llm_api_client.providers.litellm_transport import LiteLLMTransport
@@ -46,6 +46,7 @@ def run_item(item: CallItem, limiter: RateLimiter, config: ExecutionConfig) -> O
             policy=_policy(item.max_retries),
             max_delay=config.max_delay,
             transport=config.transport,
+            model=item.model,
             provider=item.provider,
             sleep=cancellation.sleep,  # a retry's backoff ends when the batch is abandoned
         )
@@ -57,8 +58,7 @@ def failed_outcome(index: int, request: object, error: LLMAPIClientError) -> Out
     """An outcome for a request that ended without an answer (``request`` may be malformed)."""
     error.index = index
     model = request.get("model", "") if isinstance(request, Mapping) else ""
-    record = UsageRecord(index=index, model=str(model), error=type(error).__name__)
-    return Outcome(index=index, response=None, error=error, record=record, headers={})
+    return Outcome(index, None, error, UsageRecord.of(index, str(model), error=error))
 
 
 def _internal_error(exc: BaseException) -> LLMAPIClientError:

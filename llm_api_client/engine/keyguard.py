@@ -39,7 +39,7 @@ from llm_api_client.errors import (
 )
 
 if TYPE_CHECKING:
-    from llm_api_client.call.execute import Outcome
+    from llm_api_client.engine.messages import Outcome
 
 __all__ = ["AUTH_ERRORS", "AUTH_ERROR_NAMES", "KeyGuard"]
 

@@ -26,9 +26,8 @@ from typing import Any
 import multiprocess
 from multiprocess.connection import wait
 
-from llm_api_client.call.execute import Outcome
 from llm_api_client.engine.execution import ExecutionConfig
-from llm_api_client.engine.messages import STOP, CallItem, WorkerExited, decode, encode
+from llm_api_client.engine.messages import STOP, CallItem, Outcome, WorkerExited, decode, encode
 from llm_api_client.engine.worker import worker_main
 from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
 

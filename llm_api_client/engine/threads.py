@@ -18,10 +18,9 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from llm_api_client.call.execute import Outcome
 from llm_api_client.engine import cancellation
 from llm_api_client.engine.execution import ExecutionConfig, run_item
-from llm_api_client.engine.messages import CallItem
+from llm_api_client.engine.messages import CallItem, Outcome
 from llm_api_client.ratelimit.base import RateLimiter
 from llm_api_client.records import UsageRecord
 

@@ -57,7 +57,7 @@ class PreparedRequest:
 def prepare_request(request: object, *, index: int, sanitize: bool = True) -> PreparedRequest:
     """Validate, sanitize, fit to the context window and count one request.
 
-    Raises ``InvalidRequestError`` (malformed) or ``ContextWindowExceededError`` (cannot fit),
+    Raises ``InvalidRequestError`` (malformed) or ``ContextWindowTooSmallError`` (cannot fit),
     both carrying ``index``. The caller's request is never modified.
     """
     checked = validate_request(request, index=index)

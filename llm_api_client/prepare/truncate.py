@@ -17,7 +17,7 @@ the conversation as fits. ``fit_to_context``:
    results, never leaving a result without its call;
 4. if that is not enough, cuts the middle out of the longest remaining text (keeping its
    head and tail around a ``[... truncated ...]`` marker) until the request fits;
-5. raises ``ContextWindowExceededError`` when even that cannot make it fit (tool definitions,
+5. raises ``ContextWindowTooSmallError`` when even that cannot make it fit (tool definitions,
    images or framing alone exceed the window, or ``max_tokens`` leaves no room).
 
 The caller's request is never modified: changed messages are new dicts in a new list.
@@ -44,7 +44,7 @@ from llm_api_client._constants import (
     TRUNCATION_MARKER,
 )
 from llm_api_client._redact import redact_text
-from llm_api_client.errors import ContextWindowExceededError
+from llm_api_client.errors import ContextWindowTooSmallError
 from llm_api_client.prepare.chat_tokens import count_request_tokens, encoding_for_model
 from llm_api_client.providers import models
 
@@ -136,7 +136,7 @@ def fit_to_context(request: Request, *, count: Count = count_request_tokens) -> 
     """The request with its messages fitted into the model's window (see the module docstring).
 
     ``count`` counts a request's prompt tokens; inject a fake for tests. Returns the request
-    itself when it fits; raises ``ContextWindowExceededError`` when it cannot be made to.
+    itself when it fits; raises ``ContextWindowTooSmallError`` when it cannot be made to.
     """
     fitted, _ = fit_and_count(request, count=count)
     return fitted if isinstance(fitted, dict) else dict(fitted)
@@ -163,7 +163,7 @@ def fit_and_count(request: Request, *, count: Count = count_request_tokens) -> t
 def _too_large(request: Request, window: ContextWindow, total: int, why: str) -> Exception:
     reserved = window.reserved_output(request)
     room = f" with {reserved} reserved for output" if reserved else ""
-    return ContextWindowExceededError(
+    return ContextWindowTooSmallError(
         f"the request cannot fit model {request['model']!r}: its window is "
         f"{window.max_input_tokens} tokens ({window.source}){room}, and the prompt needs "
         f"{total} tokens; {why}. Nothing was sent.",
