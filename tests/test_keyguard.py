@@ -130,6 +130,8 @@ def test_a_wrong_key_draws_a_few_401s_then_the_right_key_answers_everything():
             assert all(r.error.sent is False for r in unsent)
             good = [{**row, "api_key": GOOD} for row in rows]
             assert all(r.ok for r in client.stream(good))
+            list(client.stream(rows[:20]))  # a new batch tries the stopped key again
+            assert sim.stats()["errors"]["invalid_api_key"] > refusals
 
 
 def write_rows(path: Path, n: int) -> Path:
