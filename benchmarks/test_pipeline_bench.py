@@ -25,7 +25,6 @@ import pytest
 
 from llm_api_client.prepare import chat_tokens as tokens_module
 from llm_api_client.prepare.chat_tokens import (
-    count_batch,
     count_message_tokens,
     count_request_tokens,
     encoding_for_model,
@@ -114,11 +113,6 @@ def test_count_short_requests_one_by_one(benchmark: Any) -> None:
     record_per_item(benchmark, len(BATCH), "request")
 
 
-def test_count_short_requests_count_batch(benchmark: Any) -> None:
-    benchmark.pedantic(count_batch, (BATCH,), rounds=10, setup=_empty_cache)
-    record_per_item(benchmark, len(BATCH), "request")
-
-
 SHORT_TEXTS = [prose(60) for _ in range(2_000)]
 
 
@@ -129,7 +123,7 @@ def test_tiktoken_encode_ordinary_loop_short_texts(benchmark: Any) -> None:
 
 
 def test_tiktoken_encode_ordinary_batch_short_texts(benchmark: Any) -> None:
-    # Why count_batch loops over short texts: the batch API's thread pool costs more per text.
+    # Why requests are counted one by one: the batch API's thread pool costs more per short text.
     encoding = encoding_for_model("gpt-4o")
     benchmark.pedantic(encoding.encode_ordinary_batch, (SHORT_TEXTS,), rounds=10)
     record_per_item(benchmark, len(SHORT_TEXTS), "text")

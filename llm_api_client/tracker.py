@@ -168,27 +168,6 @@ class APIUsageTracker:
             self._first_finished = min(self._first_finished, record.finished_at)
             self._last_finished = max(self._last_finished, record.finished_at)
 
-    def merge(self, other: APIUsageTracker) -> None:
-        """Add everything ``other`` counted (e.g. a worker's tracker) into this one."""
-        if other is self:
-            raise ValueError("cannot merge a tracker into itself")
-        with other._lock:  # copy first: never hold both locks (no lock-order deadlock)
-            totals, by_model = (
-                other._totals.copy(),
-                {k: v.copy() for k, v in other._by_model.items()},
-            )
-            errors, times = Counter(other._errors), array("d", other._response_times)
-            first, last = other._first_finished, other._last_finished
-        with self._lock:
-            self._totals.merge(totals)
-            for model, usage in by_model.items():
-                self._by_model.setdefault(model, ModelUsage()).merge(usage)
-            self._errors.update(errors)
-            self._response_times.extend(times)
-            self._sorted_times = None
-            self._first_finished = min(self._first_finished, first)
-            self._last_finished = max(self._last_finished, last)
-
     def reset(self) -> None:
         """Forget everything counted so far."""
         with self._lock:

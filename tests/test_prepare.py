@@ -19,7 +19,6 @@ from llm_api_client.errors import ContextWindowTooSmallError, InvalidRequestErro
 from llm_api_client.prepare.chat_tokens import count_request_tokens
 from llm_api_client.prepare.request import (
     PreparedRequest,
-    prepare_batch,
     prepare_request,
     validate_request,
 )
@@ -212,12 +211,12 @@ def test_context_window_error_carries_the_index(monkeypatch: pytest.MonkeyPatch)
     assert caught.value.index == 3
 
 
-def test_prepare_batch_returns_errors_in_place() -> None:
-    out = prepare_batch([request(), "not a dict", request(n=0), request()], start=10)
-    assert isinstance(out[0], PreparedRequest) and out[0].index == 10
-    assert isinstance(out[1], InvalidRequestError) and out[1].index == 11
-    assert isinstance(out[2], InvalidRequestError) and out[2].index == 12
-    assert isinstance(out[3], PreparedRequest) and out[3].index == 13
+@pytest.mark.parametrize("bad", ["not a dict", request(n=0)], ids=["not-a-dict", "n=0"])
+def test_a_rejected_request_error_carries_its_index(bad: object) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        prepare_request(bad, index=11)
+    assert caught.value.index == 11
+    assert prepare_request(request(), index=12).index == 12
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from llm_api_client.ratelimit.headers import (
     RateLimitInfo,
     parse_duration,
     parse_rate_limit_headers,
-    pause_seconds,
     retry_after_seconds,
 )
 
@@ -147,10 +146,14 @@ def test_nonsense_amounts_are_ignored(value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("headers", "expected"),
+    ("headers", "retry_after", "resets"),
     [
-        ({"retry-after": "2"}, 2.0),
-        ({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1.5s"}, 1.5),
+        ({"retry-after": "2"}, 2.0, {}),
+        (
+            {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1.5s"},
+            None,
+            {"requests": 1.5},
+        ),
         (
             {
                 "x-ratelimit-remaining-requests": "0",
@@ -158,11 +161,15 @@ def test_nonsense_amounts_are_ignored(value: str) -> None:
                 "x-ratelimit-remaining-tokens": "0",
                 "x-ratelimit-reset-tokens": "3s",
             },
-            3.0,
+            None,
+            {"requests": 1.0, "tokens": 3.0},
         ),
-        ({"x-ratelimit-remaining-requests": "5", "x-ratelimit-reset-requests": "1s"}, None),
-        ({}, None),
+        ({}, None, {}),
     ],
 )
-def test_pause_seconds(headers: dict[str, str], expected: float | None) -> None:
-    assert pause_seconds(headers, now=NOW) == pytest.approx(expected)
+def test_what_a_429_says_about_waiting(
+    headers: dict[str, str], retry_after: float | None, resets: dict[str, float]
+) -> None:
+    info = parse_rate_limit_headers(headers, now=NOW)
+    assert info.retry_after == retry_after
+    assert info.resets == pytest.approx(resets)

@@ -17,7 +17,6 @@ from tiktoken_ext import openai_public
 from llm_api_client import _offline
 from llm_api_client.prepare import chat_tokens
 from llm_api_client.prepare.chat_tokens import (
-    count_batch,
     count_message_tokens,
     count_request_tokens,
     count_text,
@@ -285,25 +284,6 @@ def test_image_tokens(image_url: Any, expected: int) -> None:
 # Batch counting and output reservation.
 
 
-def test_count_batch_matches_one_by_one_across_encodings() -> None:
-    requests = [
-        {"model": model, "messages": messages, **extra}
-        for model in ("gpt-4o", "gpt-4", "anthropic/claude-3-5-sonnet-20240620")
-        for messages in SHAPES.values()
-        for extra in EXTRAS[:2]
-    ]
-    assert count_batch(requests) == [count_request_tokens(r) for r in requests]
-    assert count_batch([]) == []
-
-
-def test_count_batch_uses_tiktoken_batch_api_for_long_texts() -> None:
-    long_requests = [
-        {"model": "gpt-4o", "messages": [{"role": "user", "content": f"{i} " + "lorem " * 400}]}
-        for i in range(8)
-    ]
-    assert count_batch(long_requests) == [count_request_tokens(r) for r in long_requests]
-
-
 texts = st.text(max_size=300)
 message = st.fixed_dictionaries(
     {"role": st.sampled_from(["user", "assistant", "system"]), "content": texts},
@@ -313,9 +293,7 @@ message = st.fixed_dictionaries(
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.lists(message, min_size=1, max_size=5), min_size=1, max_size=5))
-def test_batch_equals_single_and_messages_add_up(conversations: list[list[dict[str, Any]]]) -> None:
-    requests = [{"model": "gpt-4o-mini", "messages": c} for c in conversations]
-    assert count_batch(requests) == [count_request_tokens(r) for r in requests]
+def test_messages_add_up(conversations: list[list[dict[str, Any]]]) -> None:
     for conversation in conversations:
         whole = count_message_tokens(conversation, "gpt-4o-mini")
         parts = sum(count_message_tokens([m], "gpt-4o-mini") - 3 for m in conversation)

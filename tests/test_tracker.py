@@ -172,19 +172,15 @@ def test_no_del_side_effects() -> None:
     assert "__del__" not in vars(APIUsageTracker)
 
 
-def test_merge() -> None:
-    a, b = APIUsageTracker(), APIUsageTracker()
+def test_add_and_add_many_accumulate_by_model_and_error() -> None:
+    a = APIUsageTracker()
     a.add(rec(0, "x", 1, 2, cost=0.25, finished_at=10.0))
-    b.add_many([rec(1, "x", 3, 4, finished_at=5.0), rec(2, "y", 5, 6, error="E", finished_at=20.0)])
-    a.merge(b)
+    a.add_many([rec(1, "x", 3, 4, finished_at=5.0), rec(2, "y", 5, 6, error="E", finished_at=20.0)])
     assert a.num_requests == 3
     assert a.total_prompt_tokens == 9
     assert a.by_model["x"].requests == 2
     assert a.errors_by_type == {"E": 1}
     assert a.to_dict()["first_finished_at"] == 5.0
-    assert b.num_requests == 2  # the merged tracker is unchanged
-    with pytest.raises(ValueError):
-        a.merge(a)
 
 
 records = st.builds(
@@ -215,12 +211,9 @@ def test_totals_equal_the_sum_of_records_in_any_order_and_partition(
 ) -> None:
     shuffled = data.draw(st.permutations(recs))
     bounds = sorted({0, len(shuffled), *(c for c in cuts if c <= len(shuffled))})
-    parts = [APIUsageTracker() for _ in bounds[:-1]] or [APIUsageTracker()]
-    for part, (lo, hi) in zip(parts, itertools.pairwise(bounds), strict=False):
-        part.add_many(shuffled[lo:hi])
     total = APIUsageTracker()
-    for part in parts:
-        total.merge(part)
+    for lo, hi in itertools.pairwise(bounds):
+        total.add_many(shuffled[lo:hi])
     ok = [r for r in recs if r.error is None]
     assert total.num_requests == len(recs)
     assert total.num_api_calls == len(ok)

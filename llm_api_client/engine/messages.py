@@ -59,7 +59,7 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class WorkerExited:
-    """The last message a worker sends after a clean shutdown: its queue holds nothing more."""
+    """The last message a worker sends after a clean shutdown: its pipe carries nothing more."""
 
     worker_id: int
 

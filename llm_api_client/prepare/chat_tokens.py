@@ -60,7 +60,6 @@ from llm_api_client.prepare.image_sizes import image_tokens
 from llm_api_client.prepare.tool_render import format_function_definitions
 
 __all__ = [
-    "count_batch",
     "count_message_tokens",
     "count_request_tokens",
     "count_text",
@@ -264,46 +263,3 @@ def count_request_tokens(request: Mapping[str, Any]) -> int:
         functions=request.get("functions"),
         tool_choice=request.get("tool_choice"),
     )
-
-
-def count_batch(requests: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Prompt tokens of many requests: texts are gathered per encoding and encoded together.
-
-    Same result as ``[count_request_tokens(r) for r in requests]``. Texts sharing an encoding
-    are encoded in one pass; when they are long on average they go through tiktoken's
-    ``encode_ordinary_batch`` (which releases the GIL and spreads them over threads), otherwise
-    through a plain loop: for short texts the batch API's thread-pool hop costs more than the
-    encoding (benchmarks/test_pipeline_bench.py). Measured on short chat requests this path is
-    not faster than counting one by one; it pays off for long documents on several cores.
-    """
-    totals: list[int] = []
-    owners: dict[str, tuple[list[int], list[str]]] = {}
-    for position, request in enumerate(requests):
-        gathered = _gather(
-            request["messages"],
-            request.get("tools"),
-            request.get("functions"),
-            request.get("tool_choice"),
-        )
-        totals.append(gathered.fixed)
-        ids, texts = owners.setdefault(encoding_name_for_model(request["model"]), ([], []))
-        for text in gathered.texts:
-            for piece in _chunks(text) if len(text) > TIKTOKEN_CHUNK_CHARS else (text,):
-                ids.append(position)
-                texts.append(piece)
-    for name, (ids, texts) in owners.items():
-        for position, count in zip(ids, _encode_lengths(_encoding(name), texts), strict=True):
-            totals[position] += count
-    return totals
-
-
-# Above this many characters on average a text is worth a trip through tiktoken's thread pool.
-_BATCH_MIN_AVERAGE_CHARS = 512
-
-
-def _encode_lengths(encoding: tiktoken.Encoding, texts: list[str]) -> list[int]:
-    if not texts:
-        return []
-    if sum(map(len, texts)) >= _BATCH_MIN_AVERAGE_CHARS * len(texts) and len(texts) > 1:
-        return [len(tokens) for tokens in encoding.encode_ordinary_batch(texts)]
-    return [count_text(text, encoding) for text in texts]

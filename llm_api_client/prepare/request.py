@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ from llm_api_client.prepare.truncate import fit_and_count
 from llm_api_client.providers.models import max_output_tokens
 from llm_api_client.ratelimit.base import Cost
 
-__all__ = ["PreparedRequest", "prepare_batch", "prepare_request", "validate_request"]
+__all__ = ["PreparedRequest", "prepare_request", "validate_request"]
 
 
 @dataclass(frozen=True)
@@ -72,23 +72,6 @@ def prepare_request(request: object, *, index: int, sanitize: bool = True) -> Pr
     out = final if isinstance(final, dict) and final is not request else dict(final)
     cost = Cost(input_tokens=prompt_tokens, output_tokens=max_output_tokens(out))
     return PreparedRequest(index=index, request=out, cost=cost, model=out["model"])
-
-
-def prepare_batch(
-    requests: Iterable[object], *, start: int = 0, sanitize: bool = True
-) -> list[PreparedRequest | RequestError]:
-    """``prepare_request`` over many requests; a rejected one yields its error, not a raise.
-
-    Batching does not make counting faster (see the benchmark: tiktoken's batch API pays a
-    thread-pool hop per text), so this is a convenience loop with per-request errors.
-    """
-    out: list[PreparedRequest | RequestError] = []
-    for offset, request in enumerate(requests):
-        try:
-            out.append(prepare_request(request, index=start + offset, sanitize=sanitize))
-        except RequestError as exc:
-            out.append(exc)
-    return out
 
 
 # --------------------------------------------------------------------------------------------

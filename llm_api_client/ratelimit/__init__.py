@@ -32,7 +32,6 @@ from llm_api_client.ratelimit.base import (
 from llm_api_client.ratelimit.headers import (
     RateLimitInfo,
     parse_rate_limit_headers,
-    pause_seconds,
     retry_after_seconds,
 )
 from llm_api_client.ratelimit.limiter import QuotaLimiter
@@ -56,6 +55,5 @@ __all__ = [
     "SharedMemoryStore",
     "Turn",
     "parse_rate_limit_headers",
-    "pause_seconds",
     "retry_after_seconds",
 ]

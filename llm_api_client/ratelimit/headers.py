@@ -43,7 +43,6 @@ __all__ = [
     "RateLimitInfo",
     "parse_duration",
     "parse_rate_limit_headers",
-    "pause_seconds",
     "retry_after_seconds",
 ]
 
@@ -113,17 +112,6 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None)
     if seconds is None:
         seconds = _seconds_until_http_date(raw, now)
     return seconds if seconds is not None and _plausible(seconds) else None
-
-
-def pause_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """How long a 429 should pause dispatch: retry-after, else the reset of an exhausted bucket."""
-    info = parse_rate_limit_headers(headers, now=now)
-    if info.retry_after is not None:
-        return info.retry_after
-    exhausted = [
-        seconds for name, seconds in info.resets.items() if info.remaining.get(name, math.inf) <= 0
-    ]
-    return max(exhausted) if exhausted else None
 
 
 def parse_duration(text: str) -> float | None:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from llm_api_client._constants import PROBE_POLL_SECONDS
 from llm_api_client.ratelimit import bucket
@@ -26,6 +28,7 @@ from llm_api_client.ratelimit.base import (
     Clock,
     Cost,
     LimiterSnapshot,
+    Limits,
     ProviderLimits,
     RateLimiter,
     Sleep,
@@ -33,7 +36,7 @@ from llm_api_client.ratelimit.base import (
 )
 from llm_api_client.ratelimit.store import QuotaStore
 
-__all__ = ["QuotaLimiter"]
+__all__ = ["NewStoreLimiter", "QuotaLimiter"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -144,6 +147,26 @@ class QuotaLimiter(RateLimiter):
             f"{type(self).__name__}({buckets or 'unlimited'}, waiters={snap.waiters},"
             f" pauses={snap.pauses}{paused}, admitted={snap.admitted})"
         )
+
+
+class NewStoreLimiter(QuotaLimiter):
+    """A ``QuotaLimiter`` over a new store of ``store_type``: the one constructor both kinds share.
+
+    ``clock`` is the store's and the limiter's, ``sleep`` the limiter's; every other keyword
+    (``probe_seconds``, ...) goes to the store.
+    """
+
+    store_type: ClassVar[Callable[..., QuotaStore]]
+
+    def __init__(
+        self,
+        limits: Limits,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = time.sleep,
+        **store: Any,
+    ) -> None:
+        super().__init__(self.store_type(limits, clock=clock, **store), clock=clock, sleep=sleep)
 
 
 def _left(max_delay: float | None, waited: float) -> float | None:

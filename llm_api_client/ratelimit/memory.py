@@ -16,8 +16,8 @@ import threading
 import time
 
 from llm_api_client.ratelimit import bucket
-from llm_api_client.ratelimit.base import Clock, Limits, Sleep
-from llm_api_client.ratelimit.limiter import QuotaLimiter
+from llm_api_client.ratelimit.base import Clock, Limits
+from llm_api_client.ratelimit.limiter import NewStoreLimiter
 from llm_api_client.ratelimit.store import LockedStore
 
 __all__ = ["InProcessRateLimiter", "LocalStore"]
@@ -39,19 +39,11 @@ class LocalStore(LockedStore):
         self._state = bucket.initial_state(limits, clock(), probe_seconds)
 
 
-class InProcessRateLimiter(QuotaLimiter):
+class InProcessRateLimiter(NewStoreLimiter):
     """The rate limiter over a new ``LocalStore``: one quota for the threads of one process.
 
-    ``clock`` is both the store's and the limiter's; ``sleep`` as for ``QuotaLimiter``.
+    ``clock`` is both the store's and the limiter's; ``sleep`` as for ``QuotaLimiter``;
+    ``probe_seconds`` as for ``LocalStore``.
     """
 
-    def __init__(
-        self,
-        limits: Limits,
-        *,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = time.sleep,
-        probe_seconds: float = 0.0,
-    ) -> None:
-        store = LocalStore(limits, clock=clock, probe_seconds=probe_seconds)
-        super().__init__(store, clock=clock, sleep=sleep)
+    store_type = LocalStore

@@ -46,8 +46,8 @@ from multiprocess.shared_memory import SharedMemory
 
 from llm_api_client._constants import LOCK_POLL_SECONDS, STALE_LOCK_SECONDS
 from llm_api_client.ratelimit import bucket
-from llm_api_client.ratelimit.base import Clock, Limits, Sleep
-from llm_api_client.ratelimit.limiter import QuotaLimiter
+from llm_api_client.ratelimit.base import Clock, Limits
+from llm_api_client.ratelimit.limiter import NewStoreLimiter
 from llm_api_client.ratelimit.store import LockedStore
 
 __all__ = ["SharedMemoryRateLimiter", "SharedMemoryStore"]
@@ -288,33 +288,15 @@ class SharedMemoryStore(LockedStore):
         self._attach(segment, state["lock"], state["takeover"], state["stale_after"])
 
 
-class SharedMemoryRateLimiter(QuotaLimiter):
+class SharedMemoryRateLimiter(NewStoreLimiter):
     """The rate limiter over a new ``SharedMemoryStore``: one quota for many processes.
 
     Arguments as for ``SharedMemoryStore``; ``clock`` is also the limiter's, ``sleep`` as for
     ``QuotaLimiter``. ``close()`` (or leaving a ``with`` block) closes the store.
     """
 
+    store_type = SharedMemoryStore
     store: SharedMemoryStore
-
-    def __init__(
-        self,
-        limits: Limits,
-        *,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = time.sleep,
-        probe_seconds: float = 0.0,
-        context: Any = None,
-        stale_lock_seconds: float = STALE_LOCK_SECONDS,
-    ) -> None:
-        store = SharedMemoryStore(
-            limits,
-            clock=clock,
-            probe_seconds=probe_seconds,
-            context=context,
-            stale_lock_seconds=stale_lock_seconds,
-        )
-        super().__init__(store, clock=clock, sleep=sleep)
 
     @property
     def name(self) -> str:
