@@ -180,3 +180,32 @@ def test_no_credential_is_written_to_the_file(tmp_path: Path):
     with client(path) as first:
         first.make_requests(requests(2, api_key=secret))
     assert secret.encode() not in path.read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # two runs of 300 rows; minutes on a loaded 2-core machine
+def test_a_second_run_with_the_same_cache_sends_nothing(tmp_path: Path):
+    import json
+
+    from llm_api_client.cli import main as cli_main
+    from llm_api_client.simulator import Simulator
+
+    n, cache = 300, tmp_path / "cache.sqlite"
+    data = tmp_path / "in.jsonl"
+    rows = (
+        json.dumps({"model": "openai/sim", "messages": [chat(f"q{i}")["messages"][0]]})
+        for i in range(n)
+    )
+    data.write_text("".join(row + "\n" for row in rows))
+    with Simulator() as sim:
+        common = ["run", str(data), "--api-base", sim.base_url, "--api-key", "x", "--quiet"]
+        assert cli_main.main([*common, "-o", str(tmp_path / "1.jsonl"), "--cache", str(cache)]) == 0
+        sent = sim.stats()["received"]
+        assert cli_main.main([*common, "-o", str(tmp_path / "2.jsonl"), "--cache", str(cache)]) == 0
+        assert sim.stats()["received"] == sent == n
+    second = [json.loads(line) for line in (tmp_path / "2.jsonl").read_text().splitlines()]
+    answers = {
+        row["custom_id"]: row["response"]["body"]["choices"][0]["message"]["content"]
+        for row in second
+    }
+    assert answers == {f"line-{i + 1}": f"echo: q{i}" for i in range(n)}
