@@ -28,6 +28,13 @@ MAX_RETRY_AFTER_SECONDS = 60.0
 # One Python process sustains about 220-270 litellm calls/s on this class of machine (litellm
 # spends 3.6-4.4 ms of CPU per call under the GIL). Plan each worker process for this share.
 CALLS_PER_SECOND_PER_PROCESS = 150.0
+# On the lean transport (plain OpenAI-compatible requests sent without litellm) a request costs
+# about 1.8 ms of CPU in all at processes=0 (0.146x a bare litellm pool's 12.6 ms,
+# benchmarks/lean_transport.py), and one process answered 265 requests/s at 0 ms on a loaded
+# 2-core machine while 2 worker processes answered 82: pickling each answer through the pipes
+# costs more than the litellm call it no longer hides. Planned at about 60% of the measured
+# capacity, as above.
+LEAN_CALLS_PER_SECOND_PER_PROCESS = 300.0
 
 # Requests in flight by default: enough to reach the rate limit at the observed latency, capped
 # (engine.sizing.LatencyWindow). Little's law: concurrency = rate x latency; 2 s until observed.
@@ -154,3 +161,31 @@ AUTH_FAILURES_TO_STOP = 3
 # map accepts a connection within this long; if not, litellm loads the map it ships instead of
 # waiting out its own 5-s fetch timeout (an offline machine, a firewall).
 PRICE_MAP_PROBE_SECONDS = 1.0
+# RedisStore (ratelimit/redis_store.py). A quota's state expires after REDIS_IDLE_EXPIRY_SECONDS
+# without an operation (an expired or lost state is made again empty, with slow start armed).
+# Redis unreachable: an operation is tried again after REDIS_RETRY_FIRST_SECONDS, doubling up to
+# REDIS_RETRY_MAX_SECONDS; a reservation until its max_delay, a claim or a refund until it gets
+# through, a pause or learned limits for REDIS_NEWS_RETRY_SECONDS (then dropped: the next 429
+# or answer says it again). A refund's token lives REDIS_REFUND_TOKEN_SECONDS, longer than any
+# retry of it, so that a refund whose reply was lost is never applied twice.
+REDIS_IDLE_EXPIRY_SECONDS = 3_600.0
+REDIS_RETRY_FIRST_SECONDS = 0.05
+REDIS_RETRY_MAX_SECONDS = 1.0
+REDIS_NEWS_RETRY_SECONDS = 5.0
+REDIS_REFUND_TOKEN_SECONDS = 600.0
+REDIS_REFUND_RETRY_SECONDS = 300.0
+# A Redis that does not answer within this is treated as unreachable (then retried as above).
+REDIS_SOCKET_TIMEOUT_SECONDS = 2.0
+# Waiters sleep on news (pub/sub) instead of polling: a held waiter (slow start) asks again at
+# least every REDIS_HOLD_POLL_SECONDS, and any sleeper checks for cancellation every
+# REDIS_NAP_SLICE_SECONDS. Provider answers that repeat the limits in force only lower levels to
+# what remains; they are sent at most every REDIS_REMAINING_EVERY_SECONDS per store, which keeps
+# the common case at one round trip (the reservation) per request.
+REDIS_HOLD_POLL_SECONDS = 0.5
+REDIS_NAP_SLICE_SECONDS = 0.25
+REDIS_REMAINING_EVERY_SECONDS = 1.0
+
+# APIClient.embed: inputs per embeddings request when the caller does not say. OpenAI takes up to
+# 2,048 inputs (and 300,000 tokens) per request; 256 short texts stay far below both, and a
+# failed request then costs at most 256 vectors (retried as one).
+DEFAULT_EMBED_BATCH_SIZE = 256

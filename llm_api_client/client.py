@@ -25,6 +25,7 @@ from llm_api_client._constants import (
 )
 from llm_api_client._seed_compat import SeedRequestHelpers, history_entry, log_failures
 from llm_api_client.cache import CacheSpec, open_cache
+from llm_api_client.embed import Embeddings
 from llm_api_client.engine.coordinator import BatchOptions, BatchStream, Budget
 from llm_api_client.engine.execution import ExecutionConfig
 from llm_api_client.engine.runtime import Runtime
@@ -32,11 +33,12 @@ from llm_api_client.errors import ConfigurationError, LLMAPIClientError
 from llm_api_client.providers.http_transport import make_transport
 from llm_api_client.providers.litellm_transport import FunctionTransport
 from llm_api_client.ratelimit.base import Limits
+from llm_api_client.ratelimit.selection import checked, store_for
 from llm_api_client.records import Result
 from llm_api_client.tracker import APIUsageTracker
 
 
-class APIClient(SeedRequestHelpers):
+class APIClient(SeedRequestHelpers, Embeddings):
     """Rate-limited, concurrent LLM requests through litellm, from a few to millions.
 
     Example::
@@ -64,6 +66,9 @@ class APIClient(SeedRequestHelpers):
     through litellm; ``"http"`` only the lean way (other requests fail with
     ``InvalidRequestError``). Ignored when ``completion`` is given.
     ``cache`` and ``cache_mode``: the response cache (``llm_api_client.cache``).
+    ``InvalidRequestError``). Ignored when ``completion`` is given. ``rate_limit_store`` (a
+    ``redis://``, ``rediss://`` or ``unix://`` URL; default ``$LLM_API_CLIENT_RATE_LIMIT_STORE``)
+    and ``rate_limit_key``: one quota for every client naming them, on any host (docs/redis).
 
     A client runs one batch at a time. Use it as a context manager, or call ``close()``, to
     stop its worker processes and free its shared memory (done at exit otherwise).
@@ -86,6 +91,8 @@ class APIClient(SeedRequestHelpers):
         transport: str = "auto",
         cache: CacheSpec = None,
         cache_mode: str = "use",
+        rate_limit_store: str | None = None,
+        rate_limit_key: str = "default",
     ) -> None:
         _settings.check(**{k: v for k, v in locals().items() if k in _settings.CLIENT_RULES})
         if completion is not None and not callable(completion):
@@ -96,6 +103,7 @@ class APIClient(SeedRequestHelpers):
         self.max_delay_seconds = max_delay_seconds
         self.max_cost = max_cost
         self.processes = processes
+        self.rate_limit_store, self.rate_limit_key = checked(rate_limit_store, rate_limit_key)
         self.keep_history = keep_history
         per_minute = (max_requests_per_minute, max_tokens_per_minute, input_tokens_per_minute)
         self.limits = Limits(*per_minute, output_tokens_per_minute, burst_seconds)
@@ -104,9 +112,9 @@ class APIClient(SeedRequestHelpers):
         self._tracker = APIUsageTracker()
         self._history: list[dict[str, Any]] = []
         late = self._tracker.add_calls  # the tracker, not the client: no cycle
-        self._runtime = Runtime(
-            self.limits, execution, processes=processes, max_workers=max_workers, late_usage=late
-        )
+        store = store_for(self.rate_limit_store, self.rate_limit_key)  # None: the client's own
+        self._runtime = Runtime(self.limits, execution, processes=processes,
+                                max_workers=max_workers, late_usage=late, store=store)  # fmt: skip
         self._finalizer = weakref.finalize(self, self._runtime.close)
         self.last_errors: dict[int, LLMAPIClientError] = {}
         self.cache = open_cache(cache, cache_mode)  # the response cache (``cache``), or None

@@ -52,6 +52,14 @@ class UsageRecord:
     #: answered, but the model has no price in litellm's map: ``cost`` 0.0 means unknown
     unpriced: bool = False
 
+    # -- streamed calls (``stream=True``) only; ``None`` for the others ----------------------
+    #: seconds from sending the final attempt to its first output token
+    time_to_first_token: float | None = None
+    #: seconds per output token after the first: (last token - first) / (output tokens - 1)
+    time_per_output_token: float | None = None
+    #: output tokens per second after the first token: 1 / ``time_per_output_token``
+    output_tokens_per_second: float | None = None
+
     @classmethod
     def of(
         cls,

@@ -12,6 +12,9 @@ engine calls ``add(record)`` in the parent for each finished request.
     print(tracker)                  # the summary
     tracker.to_json()               # everything, per model too
 
+Streamed calls (``stream=True``) add their time to first token, time per output token and output
+tokens per second, overall and per model: ``stream_timings(model=None)`` (``timings``).
+
 Memory is constant per record except one float (8 bytes) per response time, kept in an
 ``array('d')`` for exact percentiles. One lock guards all state; ``add_many`` takes it once.
 """
@@ -31,6 +34,8 @@ from typing import Any
 
 from llm_api_client.providers.answers import Usage
 from llm_api_client.records import UsageRecord
+from llm_api_client.timings import StreamTimings
+from llm_api_client.timings import percentile as _percentile
 
 __all__ = ["APIUsageTracker", "ModelUsage"]
 
@@ -127,6 +132,8 @@ class APIUsageTracker:
         self._sorted_times: list[float] | None = None  # cache for percentiles
         self._first_finished = math.inf
         self._last_finished = -math.inf
+        self._streams = StreamTimings()  # streamed calls: time to first token, tokens/s
+        self._streams_by_model: dict[str, StreamTimings] = {}
 
     # Feeding
 
@@ -164,9 +171,15 @@ class APIUsageTracker:
         elif not record.cache_hit:  # a cache hit made no call: it has no response time
             self._response_times.append(record.response_time)
             self._sorted_times = None
+        if record.time_to_first_token is not None:
+            self._add_stream(record)
         if record.finished_at:
             self._first_finished = min(self._first_finished, record.finished_at)
             self._last_finished = max(self._last_finished, record.finished_at)
+
+    def _add_stream(self, record: UsageRecord) -> None:
+        self._streams.add(record)
+        self._streams_by_model.setdefault(record.model, StreamTimings()).add(record)
 
     def reset(self) -> None:
         """Forget everything counted so far."""
@@ -224,6 +237,7 @@ class APIUsageTracker:
             by_model = {model: usage.to_dict() for model, usage in self._by_model.items()}
             mean = math.fsum(ordered) / len(ordered) if ordered else None
             rpm, tpm = self._rates(totals)
+            streaming = self._streaming_details()
         return {
             "total_cost": totals.cost,
             "total_prompt_tokens": totals.prompt_tokens,
@@ -250,7 +264,15 @@ class APIUsageTracker:
             "num_unpriced": totals.unpriced,
             "unpriced_models": sorted(m for m, usage in by_model.items() if usage["unpriced"]),
             "price_map": _price_map(),
+            **streaming,
         }
+
+    def _streaming_details(self) -> dict[str, Any]:
+        """``{"streaming": ...}`` once a streamed call was counted, else nothing (no noise)."""
+        if not self._streams.calls:
+            return {}
+        by_model = {model: t.to_dict() for model, t in self._streams_by_model.items()}
+        return {"streaming": {**self._streams.to_dict(), "by_model": by_model}}
 
     def get_stats_str(self) -> str:
         """A human-readable summary (what ``str(tracker)`` prints)."""
@@ -282,6 +304,8 @@ class APIUsageTracker:
                 f"Not in the cost: {d['num_unpriced']} responses from models without a price "
                 f"({', '.join(d['unpriced_models'])})"
             )
+        if "streaming" in d:
+            lines.append(_streaming_line(d["streaming"]))
         if d["achieved_rpm"] is not None:
             lines.append(
                 f"Achieved: {d['achieved_rpm']:.0f} requests/min, "
@@ -331,6 +355,17 @@ class APIUsageTracker:
     def num_rate_limited(self) -> int:
         """Attempts the provider answered with a 429."""
         return self._totals.rate_limited
+
+    def stream_timings(self, model: str | None = None) -> StreamTimings:
+        """Time to first token, per output token and tokens/s of streamed calls (a copy).
+
+        ``model``: only that model's calls (as the requests named it). Example::
+
+            tracker.stream_timings().time_to_first_token.percentile(99)
+        """
+        with self._lock:
+            found = self._streams if model is None else self._streams_by_model.get(model)
+            return found.copy() if found is not None else StreamTimings()
 
     @property
     def num_cache_hits(self) -> int:
@@ -429,14 +464,14 @@ def _price_map() -> dict[str, str | None]:
     return price_map()
 
 
-def _percentile(ordered: list[float], percentile: float) -> float | None:
-    """numpy's default (linear) percentile of an already sorted list."""
-    if not ordered:
-        return None
-    position = (len(ordered) - 1) * percentile / 100.0
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+def _streaming_line(streaming: Mapping[str, Any]) -> str:
+    ttft = streaming["time_to_first_token"]
+    rate = streaming["output_tokens_per_second"]["mean"]
+    text = (
+        f"Streamed calls: {streaming['calls']}, time to first token: mean "
+        f"{ttft['mean']:.3f} s, 99th percentile {ttft['99percentile']:.3f} s"
+    )
+    return text + (f", {rate:.1f} output tokens/s" if rate is not None else "")
 
 
 def _record_from_callback(

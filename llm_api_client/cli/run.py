@@ -68,6 +68,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="auto: plain OpenAI-compatible chat without litellm, the rest through it (default)",
     )
+    add(
+        "--rate-limit-store",
+        metavar="URL",
+        default=None,
+        help="share the quota through Redis: redis://HOST:PORT/DB, rediss://..., unix:///path"
+        " (default: $LLM_API_CLIENT_RATE_LIMIT_STORE, else this run's own quota)",
+    )
+    add("--rate-limit-key", metavar="NAME", default="default", help="the quota's name there")
     _add_cache_arguments(parser)
 
 
@@ -98,6 +106,8 @@ def make_client(args: argparse.Namespace) -> Any:
         transport=args.transport,
         cache=args.cache,
         cache_mode=args.cache_mode,
+        rate_limit_store=args.rate_limit_store,
+        rate_limit_key=args.rate_limit_key,
     )
 
 

@@ -33,6 +33,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from llm_api_client._constants import DEFAULT_PROBE_SECONDS, MAX_THREADS_PER_PROCESS
 from llm_api_client.engine import cancellation
@@ -43,10 +44,12 @@ from llm_api_client.engine.sizing import (
     FixedWindow,
     LatencyWindow,
     Window,
+    calls_per_second_per_process,
     default_processes,
     split_threads,
 )
 from llm_api_client.errors import ConfigurationError
+from llm_api_client.ratelimit import selection
 from llm_api_client.ratelimit.base import Limits, RateLimiter
 from llm_api_client.records import UsageRecord
 
@@ -82,6 +85,7 @@ def _shared_memory_limiter(url: str, limits: Limits) -> RateLimiter:
 
 
 STORES: dict[str, StoreFactory] = {"local": _local_limiter, "shared-memory": _shared_memory_limiter}
+STORES.update(dict.fromkeys(selection.SCHEMES, selection.redis_limiter))  # docs/redis
 
 
 def limiter_for(url: str, limits: Limits) -> RateLimiter:
@@ -116,8 +120,10 @@ def _start_processes(runtime: Runtime, plan: Plan, limiter: RateLimiter) -> Back
     from llm_api_client.engine.processes import ProcessBackend
     from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
 
-    assert isinstance(limiter, SharedMemoryRateLimiter)  # forked workers inherit its mapping
-    return ProcessBackend(limiter, runtime.execution, plan.processes, plan.threads)
+    # Forked workers inherit a shared-memory limiter's mapping; a Redis one connects again.
+    assert isinstance(limiter, SharedMemoryRateLimiter) or hasattr(limiter, "unlink")
+    return ProcessBackend(cast(SharedMemoryRateLimiter, limiter), runtime.execution,
+                          plan.processes, plan.threads)  # fmt: skip
 
 
 BACKENDS: dict[str, BackendKind] = {
@@ -131,8 +137,10 @@ class Runtime:
 
     ``processes`` (None: by the limit and the batch size) and ``max_workers`` (None: follow the
     latency) are the client's settings; ``backend`` names a ``BACKENDS`` entry instead of the
-    choice by ``processes``. ``late_usage`` receives the usage of calls that finish after their
-    batch was abandoned (the tracker's ``add_calls``: never the client, which would keep it alive).
+    choice by ``processes``. ``store`` (a ``STORES`` URL, e.g. Redis) holds every backend's
+    quota instead of the backend kind's own store. ``late_usage`` receives the usage of calls
+    that finish after their batch was abandoned (the tracker's ``add_calls``: never the client,
+    which would keep it alive).
     """
 
     def __init__(
@@ -144,6 +152,7 @@ class Runtime:
         max_workers: int | None = None,
         backend: str | None = None,
         late_usage: Callable[[UsageRecord], None] = lambda record: None,
+        store: str | None = None,
     ) -> None:
         if backend is not None and backend not in BACKENDS:
             raise ConfigurationError(f"no backend {backend!r}; known: {sorted(BACKENDS)}")
@@ -153,6 +162,7 @@ class Runtime:
         self.max_workers = max_workers
         self.backend_name = backend
         self.late_usage = late_usage
+        self.store = store  # a STORES URL every backend's limiter uses instead of its kind's
         self.backend: Backend | None = None
         self._plan: Plan | None = None
         self._kept: dict[str, RateLimiter] = {}  # limiters of ``shared`` kinds, by store
@@ -165,7 +175,8 @@ class Runtime:
         """Worker processes for a batch of ``size`` requests (None: unknown); 0 runs threads."""
         if self.processes is not None:
             return self.processes
-        return default_processes(self.limits.requests_per_minute, size)
+        per_process = calls_per_second_per_process(self.execution.transport)
+        return default_processes(self.limits.requests_per_minute, size, per_process)
 
     def plan(self, size: int | None, max_workers: int | None = None) -> Plan:
         """The backend and shape a batch of ``size`` requests runs on."""
@@ -222,11 +233,12 @@ class Runtime:
         return self.backend
 
     def _limiter_for(self, kind: BackendKind) -> RateLimiter:
+        store = self.store or kind.store
         if not kind.shared:
-            return limiter_for(kind.store, self.limits)
-        if kind.store not in self._kept:
-            self._kept[kind.store] = limiter_for(kind.store, self.limits)
-        return self._kept[kind.store]
+            return limiter_for(store, self.limits)
+        if store not in self._kept:
+            self._kept[store] = limiter_for(store, self.limits)
+        return self._kept[store]
 
     # -- lifecycle ------------------------------------------------------------------------
     def close_backend(self) -> None:

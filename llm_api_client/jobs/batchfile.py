@@ -11,7 +11,8 @@ How ``llm-api-client run`` moves rows (each box owns what is listed under it)::
 Formats:
 
 * input: one JSON object per line, either the OpenAI Batch API request format
-  (``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {...}}``) or a plain
+  (``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {...}}``, or
+  ``"url": "/v1/embeddings"`` with a body holding ``input`` instead of ``messages``) or a plain
   litellm request dict, whose ``custom_id`` is then ``line-<n>`` (n: its 1-based line number);
   a malformed line without a usable ``custom_id`` of its own is named the same way;
 * output: the OpenAI Batch output format, one line per ``custom_id``:
@@ -40,6 +41,7 @@ from typing import Any
 
 from llm_api_client._redact import REDACTED, is_secret_key, redact_text, redact_url
 from llm_api_client.providers.answers import request_id, response_headers
+from llm_api_client.request_kind import CHAT_URL, endpoint_url
 
 __all__ = [
     "BATCH_URL",
@@ -59,7 +61,7 @@ __all__ = [
     "success_row",
 ]
 
-BATCH_URL = "/v1/chat/completions"
+BATCH_URL = CHAT_URL
 _BATCH_KEYS = ("custom_id", "method", "url", "body")
 _HEADER_KEYS = ("extra_headers", "headers")
 
@@ -152,10 +154,11 @@ def _parse_batch_line(line_number: int, obj: dict[str, Any]) -> BatchRequest | M
 def _batch_line_problem(obj: Mapping[str, Any]) -> str | None:
     if obj.get("method") != "POST":
         return f"method must be 'POST', got {obj.get('method')!r}"
-    if obj.get("url") != BATCH_URL:
-        return f"url must be {BATCH_URL!r}, got {obj.get('url')!r}"
     if not isinstance(obj.get("body"), dict):
         return "body must be a JSON object"
+    expected = endpoint_url(obj["body"])  # an embedding request's body has input, no messages
+    if obj.get("url") != expected:
+        return f"url must be {expected!r} for this body, got {obj.get('url')!r}"
     return None
 
 
@@ -425,7 +428,8 @@ def failure_request(request: BatchRequest) -> tuple[dict[str, Any], bool]:
     whether any were.
     """
     body, removed = strip_credentials(request.body)
-    line = {"custom_id": request.custom_id, "method": "POST", "url": BATCH_URL, "body": body}
+    url = endpoint_url(request.body)
+    line = {"custom_id": request.custom_id, "method": "POST", "url": url, "body": body}
     return line, removed
 
 

@@ -203,7 +203,7 @@ class SimulatorServer:
         if chat.stream:
             return await self._stream(request, answer, chat.include_usage, call)
         self.stats.on_answered(prompt, answer.completion_tokens, call.endpoint)
-        return responses.json_response(200, responses.chat_completion(answer), call.headers)
+        return responses.body_response(200, responses.chat_completion_body(answer), call.headers)
 
     def _answer(self, chat: ChatRequest, prompt: int, call: _Call) -> responses.Answer:
         length = self.config.completion_tokens
