@@ -146,6 +146,26 @@ TRANSPORTS = ("auto", "litellm", "http")
 # the loop takes them. Beyond it the driver waits, and so does the engine (bounded memory with a
 # slow consumer); any number above a few keeps the driver from waiting on a loop that keeps up.
 HANDOFF_RESULTS = 64
+
+# The response cache's SQLite file: how long a writer waits for another process's write before
+# failing. Each write is one short autocommitted statement (well under a millisecond), so only a
+# stalled process (stopped, swapped out) holds the lock this long.
+CACHE_BUSY_TIMEOUT_SECONDS = 30.0
+
+# APIClient(cache_mode=...) and `run --cache-mode`: look up and store, store only, neither.
+CACHE_MODES = ("use", "refresh", "off")
+
+# The key guard (engine/keyguard.py): a key the provider has not yet accepted has at most
+# AUTH_PROBATION_IN_FLIGHT requests in flight, and AUTH_FAILURES_TO_STOP refusals (401/403) in
+# a row stop it for the batch. A wrong key thus draws at most about AUTH_PROBATION_IN_FLIGHT
+# refusals, while a good key is held back only until its first answer (one latency).
+AUTH_PROBATION_IN_FLIGHT = 8
+AUTH_FAILURES_TO_STOP = 3
+
+# Before its first import of litellm, this package checks that the host of litellm's current price
+# map accepts a connection within this long; if not, litellm loads the map it ships instead of
+# waiting out its own 5-s fetch timeout (an offline machine, a firewall).
+PRICE_MAP_PROBE_SECONDS = 1.0
 # RedisStore (ratelimit/redis_store.py). A quota's state expires after REDIS_IDLE_EXPIRY_SECONDS
 # without an operation (an expired or lost state is made again empty, with slow start armed).
 # Redis unreachable: an operation is tried again after REDIS_RETRY_FIRST_SECONDS, doubling up to

@@ -25,6 +25,7 @@ from llm_api_client._constants import (
 )
 from llm_api_client._seed_compat import SeedRequestHelpers, history_entry, log_failures
 from llm_api_client.aio import AsyncClientMixin
+from llm_api_client.cache import CacheSpec, open_cache
 from llm_api_client.embed import Embeddings
 from llm_api_client.engine.coordinator import BatchOptions, BatchStream, Budget
 from llm_api_client.engine.execution import ExecutionConfig
@@ -64,6 +65,8 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, em
     library's own HTTP client and everything else (and everything, while litellm has callbacks,
     a cache or a replaced ``litellm.completion``) through litellm; ``"litellm"`` sends everything
     through litellm; ``"http"`` only the lean way (other requests fail with
+    ``InvalidRequestError``). Ignored when ``completion`` is given.
+    ``cache`` and ``cache_mode``: the response cache (``llm_api_client.cache``).
     ``InvalidRequestError``). Ignored when ``completion`` is given. ``rate_limit_store`` (a
     ``redis://``, ``rediss://``, ``unix://`` or ``ray://`` URL; default
     ``$LLM_API_CLIENT_RATE_LIMIT_STORE``) and ``rate_limit_key``: one quota for every client
@@ -89,6 +92,8 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, em
         keep_history: bool = True,
         completion: Callable[..., Any] | None = None,
         transport: str = "auto",
+        cache: CacheSpec = None,
+        cache_mode: str = "use",
         rate_limit_store: str | None = None,
         rate_limit_key: str = "default",
         start_method: str | None = None,
@@ -120,6 +125,7 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, em
                                 backend_options=ray_actor_options)  # fmt: skip
         self._finalizer = weakref.finalize(self, self._runtime.close)
         self.last_errors: dict[int, LLMAPIClientError] = {}
+        self.cache = open_cache(cache, cache_mode)  # the response cache (``cache``), or None
 
     # -- the seed's surface ---------------------------------------------------------------
     @property
@@ -212,6 +218,8 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, em
             options,
             tracker=self._tracker,
             budget=budget,
+            cache=self.cache,
+            keys=self._runtime.keys,
             on_finish=self._runtime.batch_finished,
         )
 
@@ -232,6 +240,8 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, em
     def close(self) -> None:
         """Stop the worker processes and free the shared memory; the client can be reused."""
         self._runtime.close()
+        if self.cache is not None:
+            self.cache.close()
 
     def __enter__(self) -> APIClient:
         return self

@@ -50,6 +50,8 @@ class ModelUsage:
 
     __slots__ = (
         "attempts",
+        "cache_hits",
+        "cache_saved_cost",
         "cached_tokens",
         "completion_tokens",
         "cost",
@@ -59,6 +61,7 @@ class ModelUsage:
         "reasoning_tokens",
         "requests",
         "responses",
+        "unpriced",
     )
 
     def __init__(self) -> None:
@@ -72,6 +75,9 @@ class ModelUsage:
         self.cached_tokens = 0
         self.reasoning_tokens = 0
         self.cost = 0.0
+        self.cache_hits = 0  # answered from the response cache: not sent, not paid
+        self.cache_saved_cost = 0.0  # what those answers cost when they were paid for
+        self.unpriced = 0  # answered by a model without a price: their cost is unknown, not 0
 
     def add(self, record: UsageRecord) -> None:
         self.requests += 1
@@ -79,9 +85,14 @@ class ModelUsage:
             self.responses += 1
         else:
             self.errors += 1
-        self.add_calls(record)
+        if record.cache_hit:  # nothing sent, nothing spent
+            self.cache_hits += 1
+            self.cache_saved_cost += record.cost
+        else:
+            self.add_calls(record)
 
     def add_calls(self, record: UsageRecord) -> None:
+        self.unpriced += record.unpriced
         self.attempts += record.attempts
         self.rate_limited += record.rate_limited
         self.prompt_tokens += record.prompt_tokens
@@ -155,11 +166,11 @@ class APIUsageTracker:
         if usage is None:
             usage = self._by_model[record.model] = ModelUsage()
         usage.add(record)
-        if record.error is None:
+        if record.error is not None:
+            self._errors[record.error] += 1
+        elif not record.cache_hit:  # a cache hit made no call: it has no response time
             self._response_times.append(record.response_time)
             self._sorted_times = None
-        else:
-            self._errors[record.error] += 1
         if record.time_to_first_token is not None:
             self._add_stream(record)
         if record.finished_at:
@@ -248,6 +259,11 @@ class APIUsageTracker:
             "achieved_rpm": rpm,
             "achieved_tpm": tpm,
             "by_model": by_model,
+            "num_cache_hits": totals.cache_hits,
+            "cache_saved_cost": totals.cache_saved_cost,
+            "num_unpriced": totals.unpriced,
+            "unpriced_models": sorted(m for m, usage in by_model.items() if usage["unpriced"]),
+            "price_map": _price_map(),
             **streaming,
         }
 
@@ -277,6 +293,16 @@ class APIUsageTracker:
                 f"Requests: {d['num_requests']}, attempts: {d['total_attempts']}, "
                 f"429s: {d['num_rate_limited']}, errors: {d['num_errors']}"
                 + (f" ({errors})" if errors else "")
+            )
+        if d["num_cache_hits"]:
+            lines.append(
+                f"Answered from the cache: {d['num_cache_hits']} "
+                f"(saved ${d['cache_saved_cost']:.2f})"
+            )
+        if d["num_unpriced"]:
+            lines.append(
+                f"Not in the cost: {d['num_unpriced']} responses from models without a price "
+                f"({', '.join(d['unpriced_models'])})"
             )
         if "streaming" in d:
             lines.append(_streaming_line(d["streaming"]))
@@ -340,6 +366,21 @@ class APIUsageTracker:
         with self._lock:
             found = self._streams if model is None else self._streams_by_model.get(model)
             return found.copy() if found is not None else StreamTimings()
+
+    @property
+    def num_cache_hits(self) -> int:
+        """Requests answered from the response cache (counted in ``num_api_calls``, never sent)."""
+        return self._totals.cache_hits
+
+    @property
+    def cache_saved_cost(self) -> float:
+        """USD the cache hits cost when they were first paid for (not in ``total_cost``)."""
+        return self._totals.cache_saved_cost
+
+    @property
+    def num_unpriced(self) -> int:
+        """Responses from models litellm's price map does not price: ``total_cost`` misses them."""
+        return self._totals.unpriced
 
     @property
     def errors_by_type(self) -> dict[str, int]:
@@ -415,6 +456,12 @@ class APIUsageTracker:
         from llm_api_client.providers.logging_switch import add_success_callback
 
         add_success_callback(self.track_cost_callback)
+
+
+def _price_map() -> dict[str, str | None]:
+    from llm_api_client.providers.pricing import price_map  # litellm: only when asked
+
+    return price_map()
 
 
 def _streaming_line(streaming: Mapping[str, Any]) -> str:

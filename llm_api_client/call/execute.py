@@ -30,7 +30,7 @@ from llm_api_client.call.retry import RetryPolicy
 from llm_api_client.engine.messages import Outcome
 from llm_api_client.providers.answers import Usage, response_headers
 from llm_api_client.providers.base import Transport
-from llm_api_client.providers.pricing import cost_of
+from llm_api_client.providers.pricing import cost_of, is_priced
 from llm_api_client.providers.settlement import refund_for, settles_on_actual_usage
 from llm_api_client.providers.streaming import StreamTiming, stream_timing
 from llm_api_client.providers.translate import translate_exception
@@ -192,6 +192,7 @@ def _record(
         usage,
         provider=provider,
         cost=cost,
+        unpriced=bool(priced) and not is_priced(model, provider),
         response_time=attempts.response_time,
         attempts=attempts.sent,
         rate_limited=attempts.rate_limited,

@@ -87,7 +87,22 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         " (default: $LLM_API_CLIENT_RATE_LIMIT_STORE, else this run's own quota)",
     )
     add("--rate-limit-key", metavar="NAME", default="default", help="the quota's name there")
-    # The response cache's options (--cache) belong here, beside the other run options.
+    _add_cache_arguments(parser)
+
+
+def _add_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cache",
+        metavar="PATH",
+        help="SQLite response cache: rows answered before are answered from it, not sent "
+        "(default: none)",
+    )
+    parser.add_argument(
+        "--cache-mode",
+        choices=_constants.CACHE_MODES,
+        default="use",
+        help="use: look up and store; refresh: send all and store; off (default: use)",
+    )
 
 
 _NO_SANITIZE = (
@@ -194,6 +209,8 @@ def make_client(args: argparse.Namespace, max_cost: float | None = None) -> Any:
         input_tokens_per_minute=args.input_tokens_per_minute,
         output_tokens_per_minute=args.output_tokens_per_minute,
         transport=args.transport,
+        cache=args.cache,
+        cache_mode=args.cache_mode,
         rate_limit_store=args.rate_limit_store,
         rate_limit_key=args.rate_limit_key,
     )

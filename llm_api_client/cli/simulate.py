@@ -85,6 +85,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=defaults.embedding_dimensions,
         help="length of the vectors /v1/embeddings returns",
     )
+    add(
+        "--api-key",
+        default=None,
+        help="answer 401 to requests without this bearer key (default: any key is accepted)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -106,6 +111,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         seed=args.seed,
         stream_token_delay_ms=args.stream_token_delay_ms,
         embedding_dimensions=args.embedding_dimensions,
+        api_key=args.api_key,
     )
 
 

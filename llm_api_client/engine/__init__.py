@@ -40,10 +40,12 @@ Who does what:
   forgets them. New backends and stores register there.
 - The coordinator (``coordinator.BatchStream``, in the caller's thread): reads the caller's
   iterable a window at a time; prepares each request (a malformed one fails here, unsent);
-  applies the spend cap; resolves model and provider once; dispatches; collects outcomes,
-  re-dispatches the requests of a dead worker once (then ``WorkerCrashedError``); adds each
-  usage record to the tracker; yields ``Result`` objects, in input order if asked; enforces
-  the batch timeout.
+  answers it from the response cache when it can (``llm_api_client.cache``: never sent, never
+  budgeted) and stores each answer there; fails it unsent when its key was stopped, and holds an
+  unproven key's requests back (``keyguard``); applies the spend cap; resolves model and
+  provider once; dispatches; collects outcomes, re-dispatches the requests of a dead worker
+  once (then ``WorkerCrashedError``); adds each usage record to the tracker; yields ``Result``
+  objects, in input order if asked; enforces the batch timeout.
 - A worker process (``worker``, started by ``processes.ProcessBackend``: forked on Linux,
   inheriting the limiter's shared memory; spawned elsewhere or when asked, mapping it by name,
   see ``start_method``): reads ``CallItem``s from its task pipe into a thread
@@ -69,7 +71,8 @@ Modules: ``runtime`` (backend and store, their lifecycle), ``coordinator`` (the 
 ``BatchStream``, ``Budget``), ``processes`` and ``threads`` (the two backends, behind
 ``backend.Backend``), ``worker`` (the worker process), ``execution`` (one item in a worker
 thread), ``cancellation`` (waits an abandon cuts short), ``messages`` (what crosses the pipes),
-``sizing`` (default processes and the in-flight window), ``start_method`` (fork or spawn).
-The asyncio API (``llm_api_client.aio``) drives the same ``BatchStream`` from a thread of its
-own and hands the results to the event loop.
+``sizing`` (default processes and the in-flight window), ``start_method`` (fork or spawn),
+``keyguard`` (stops sending with a key the provider keeps refusing). The asyncio API
+(``llm_api_client.aio``) drives the same ``BatchStream`` from a thread of its own and hands the
+results to the event loop.
 """

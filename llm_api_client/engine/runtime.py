@@ -39,6 +39,7 @@ from llm_api_client._constants import DEFAULT_PROBE_SECONDS, MAX_THREADS_PER_PRO
 from llm_api_client.engine import cancellation
 from llm_api_client.engine.backend import Backend
 from llm_api_client.engine.execution import ExecutionConfig
+from llm_api_client.engine.keyguard import KeyGuard
 from llm_api_client.engine.sizing import (
     FixedWindow,
     LatencyWindow,
@@ -193,6 +194,7 @@ class Runtime:
         self._plan: Plan | None = None
         self._kept: dict[str, RateLimiter] = {}  # limiters of ``shared`` kinds, by store
         self._busy = threading.Lock()
+        self.keys = KeyGuard()  # stops sending with a key the provider keeps refusing
         _ALL_RUNTIMES.add(self)
 
     # -- choosing -------------------------------------------------------------------------
@@ -237,6 +239,7 @@ class Runtime:
             raise RuntimeError("this client is already running a batch; use another client")
         try:
             plan = self.plan(size, max_workers)
+            self.keys.new_batch()
             return self._backend_for(plan), self.window(plan, max_workers)
         except BaseException:
             self._busy.release()

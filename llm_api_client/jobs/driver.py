@@ -36,6 +36,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from llm_api_client._redact import is_secret_key, register_secret
+from llm_api_client.engine.keyguard import AUTH_ERROR_NAMES, AUTH_ERRORS
 from llm_api_client.errors import BudgetExceededError, InvalidRequestError
 from llm_api_client.jobs.batchfile import (
     BatchRequest,
@@ -58,6 +59,12 @@ __all__ = ["BatchJob", "JobOptions", "RunStats"]
 # Malformed and duplicate lines are each reported on stderr up to this many times; the rest are
 # only counted (their error rows are in the output), so a broken file does not flood a terminal.
 MAX_LINE_NOTICES = 20
+
+# Said once on stderr and in the summary when the provider refused the key (401/403).
+AUTH_PROBLEM = (
+    "authentication failed: the provider refused the API key (401/403), so its remaining rows "
+    "were not sent; fix --api-key (or the provider's key variable) and rerun to finish the file"
+)
 
 # What the messages on stderr start with.
 _PREFIX = "llm-api-client run"
@@ -204,6 +211,8 @@ class Recorder:
         self._stats.errors[name] = self._stats.errors.get(name, 0) + 1
         if isinstance(error, BudgetExceededError):
             self._notices.once("budget", f"spend cap reached: {error.message}")
+        if isinstance(error, AUTH_ERRORS):
+            self._notices.once("auth", AUTH_PROBLEM)
 
     def other(self, entry: MalformedLine | DuplicateLine) -> None:
         if isinstance(entry, DuplicateLine):
@@ -481,6 +490,8 @@ class BatchJob:
             yield self._cap_note()
         if s.stop_reason == "timeout":
             yield f"the {self.options.timeout} s timeout ran out: rerun to continue"
+        if any(name in s.errors for name in AUTH_ERROR_NAMES):
+            yield AUTH_PROBLEM
         if s.credentials_removed:
             yield (
                 f"credentials removed from {s.credentials_removed:,} rows of the failures file: "

@@ -15,6 +15,7 @@ separate reasoning-token price (reasoning tokens are billed as completion tokens
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ __all__ = [
     "cost_of",
     "estimate_cost",
     "is_priced",
+    "price_map",
     "prices_of",
     "set_price",
 ]
@@ -118,6 +120,38 @@ def cost_of(
 def estimate_cost(model: str, cost: Cost, custom_llm_provider: str | None = None) -> float:
     """Projected USD of a request's admission cost (prompt + maximum output), for a spend cap."""
     return cost_of(model, cost.input_tokens, cost.output_tokens, 0, custom_llm_provider)
+
+
+def price_map() -> dict[str, str | None]:
+    """Which price map litellm loaded: ``{"source": "current" | "bundled", "reason": ...}``.
+
+    ``current``: fetched at import (litellm's default); ``bundled``: the copy the installed
+    litellm ships, because the user asked (``LLM_API_CLIENT_LOCAL_PRICES=1`` or
+    ``LITELLM_LOCAL_MODEL_COST_MAP=True``) or the current one could not be had.
+    """
+    info = _litellm_source_info()
+    if _offline.bundled_because is not None:
+        return {"source": "bundled", "reason": _offline.bundled_because}
+    if info.get("source") == "remote":
+        return {"source": "current", "reason": None}
+    fallback = info.get("fallback_reason")
+    if fallback is None or info.get("is_env_forced"):
+        return {"source": "bundled", "reason": _asked_for_bundled()}
+    return {"source": "bundled", "reason": str(fallback)}
+
+
+def _litellm_source_info() -> dict[str, object]:
+    try:
+        from litellm.litellm_core_utils.get_model_cost_map import get_model_cost_map_source_info
+    except ImportError:  # an older litellm: only the environment tells
+        return {"source": "local" if os.environ.get(_offline.LITELLM_LOCAL) else "remote"}
+    return dict(get_model_cost_map_source_info())
+
+
+def _asked_for_bundled() -> str:
+    if os.environ.get(_offline.LOCAL_PRICES):
+        return f"{_offline.LOCAL_PRICES} is set"
+    return f"{_offline.LITELLM_LOCAL} is set"
 
 
 def _candidates(model: str, provider: str | None) -> list[str]:
