@@ -23,7 +23,7 @@ from llm_api_client._constants import (
     DEFAULT_MAX_REQUESTS_PER_MINUTE,
     DEFAULT_MAX_TOKENS_PER_MINUTE,
 )
-from llm_api_client._seed_compat import SeedRequestHelpers, history_entry, log_failures
+from llm_api_client._seed_compat import SeedRequestHelpers, make_list
 from llm_api_client.aio import AsyncClientMixin
 from llm_api_client.cache import CacheSpec, open_cache
 from llm_api_client.embed import Embeddings
@@ -48,30 +48,17 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, em
         responses = client.make_requests_with_retries(requests)
         print(client.tracker)
 
-    Parameters (the seed's, unchanged): ``max_requests_per_minute`` and
-    ``max_tokens_per_minute`` (``None``: unlimited), ``max_workers`` (requests in flight, on as many
-    threads; default: enough to reach the rate limit at the latency observed so far, starting
-    from 2 s, capped at 256 per process) and
-    ``max_delay_seconds`` (a request not admitted by the rate limiter within this fails with
-    ``RateLimitDelayExceeded`` and is not sent).
-
-    New, keyword-only: ``processes`` (worker processes; 0 runs on threads of this process;
-    default: one per ~150 requests/s of the limit, up to one per core, and none for batches
-    under 500 requests), ``max_cost`` (USD spend cap), ``input_tokens_per_minute`` and
-    ``output_tokens_per_minute`` (Anthropic-style limits), ``burst_seconds`` (how many seconds
-    of each limit may go out at once), ``keep_history`` (``history`` of the list API) and
-    ``completion`` (the function called per request; default ``litellm.completion``) and
-    ``transport``: ``"auto"`` (default) sends plain OpenAI-compatible chat completions over the
-    library's own HTTP client and everything else (and everything, while litellm has callbacks,
-    a cache or a replaced ``litellm.completion``) through litellm; ``"litellm"`` sends everything
-    through litellm; ``"http"`` only the lean way (other requests fail with
-    ``InvalidRequestError``). Ignored when ``completion`` is given.
-    ``cache`` and ``cache_mode``: the response cache (``llm_api_client.cache``).
-    ``InvalidRequestError``). Ignored when ``completion`` is given. ``rate_limit_store`` (a
-    ``redis://``, ``rediss://``, ``unix://`` or ``ray://`` URL; default
-    ``$LLM_API_CLIENT_RATE_LIMIT_STORE``) and ``rate_limit_key``: one quota for every client
-    naming them, on any host (docs/redis). ``start_method``: "fork" or "spawn", how worker
-    processes start. ``backend="ray"`` and ``ray_actor_options``: Ray actors (docs/ray).
+    The seed's parameters keep their names, defaults and meaning: ``max_requests_per_minute``
+    and ``max_tokens_per_minute`` (``None``: unlimited), ``max_workers`` (requests in flight;
+    default: enough for the limit at the latency seen so far) and ``max_delay_seconds`` (a
+    request the limiter cannot admit within it fails unsent with ``RateLimitDelayExceeded``).
+    The new ones are keyword-only and listed with their defaults in docs/configuration:
+    ``processes``, ``max_cost``, ``input_tokens_per_minute``, ``output_tokens_per_minute``,
+    ``burst_seconds``, ``keep_history``, ``completion``, ``transport`` (``"auto"``: plain
+    OpenAI-compatible calls skip litellm unless the user hooks it), ``cache`` and
+    ``cache_mode`` (the response cache), ``rate_limit_store`` and ``rate_limit_key`` (one
+    quota across processes and hosts: Redis or a Ray cluster store), ``start_method`` (how
+    worker processes start), ``backend="ray"`` and ``ray_actor_options`` (Ray actors).
 
     A client runs one batch at a time. Use it as a context manager, or call ``close()``, to
     stop its worker processes and free its shared memory (done at exit otherwise).
@@ -168,7 +155,7 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, em
         ``None`` with no entry there.
         """
         options = {"max_workers": max_workers, "sanitize": sanitize, "timeout": timeout}
-        return self._make_list(requests, max_retries=0, **options)
+        return make_list(self, requests, max_retries=0, **options)
 
     def make_requests_with_retries(
         self,
@@ -185,7 +172,7 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, em
         says (``retry-after``) or with jittered exponential backoff; never other 4xx.
         """
         options = {"max_workers": max_workers, "sanitize": sanitize, "timeout": timeout}
-        return self._make_list(requests, max_retries=max_retries, **options)
+        return make_list(self, requests, max_retries=max_retries, **options)
 
     # -- streaming ------------------------------------------------------------------------
     def stream(
@@ -254,22 +241,3 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, em
             f"<APIClient rpm={self.max_requests_per_minute} tpm={self.max_tokens_per_minute} "
             f"processes={self.processes} backend={self._runtime.backend!r}>"
         )
-
-    # -- internals ------------------------------------------------------------------------
-    def _make_list(self, requests: Iterable[Mapping[str, Any]], **options: Any) -> list[Any]:
-        # Checked before the requests are read: a bad argument must not consume a generator.
-        _settings.check(**{k: options[k] for k in ("max_retries", "max_workers", "timeout")})
-        requests = list(requests)
-        responses: list[Any] = [None] * len(requests)
-        self.last_errors = {}
-        if not requests:
-            return responses
-        with self.stream(requests, **options) as stream:
-            for result in stream:
-                responses[result.index] = result.response
-                if result.error is not None:
-                    self.last_errors[result.index] = result.error
-        log_failures(self.last_errors, len(requests))
-        if self.keep_history:
-            self._history.extend(map(history_entry, requests, responses))
-        return responses
