@@ -1,16 +1,18 @@
 """One benchmark variant, run alone in a fresh process: ``python _variant.py '<json spec>'``.
 
-Started by ``run.py`` with this repository's Python (kinds ``ours`` and ``bare``) or the seed
-venv's (``seed``), so that each measurement has a process tree of its own: its CPU is read from
-``/proc`` for this process and every descendant (worker processes included) over the measured
-batch only, after a warm-up batch has paid for imports, worker start-up and connection pools.
+Started by ``run.py`` with this repository's Python (kinds ``ours``, ``bare`` and ``aiohttp``)
+or the seed venv's (``seed``), so that each measurement has a process tree of its own: its CPU
+is read from ``/proc`` for this process and every descendant (worker processes included) over
+the measured batch only, after a warm-up batch has paid for imports, worker start-up and
+connection pools.
 
-Spec: ``kind`` (ours | bare | seed), ``mode`` (batch | stream) and, for batches, ``phases``:
-one measured batch each (a fresh client per phase), with keys ``sim`` (the simulator's root
-URL), ``sim_pid``, ``base_url`` (``api_base``; None: from the environment, for the seed),
-``n``, ``warmup``, ``settle`` (seconds to wait after the warm-up), ``concurrency`` (None: the
-client's default), ``processes``, ``rpm``, ``tpm``, ``max_tokens``, ``retries``. A stream
-spec has the same keys at the top level. Prints one line ``RESULT {json}`` on stdout.
+Spec: ``kind`` (ours | bare | aiohttp | seed), ``mode`` (batch | stream) and, for batches,
+``phases``: one measured batch each (a fresh client per phase), with keys ``sim`` (the
+simulator's root URL), ``sim_pid``, ``base_url`` (``api_base``; None: from the environment,
+for the seed), ``n``, ``warmup``, ``settle`` (seconds to wait after the warm-up),
+``concurrency`` (None: the client's default), ``processes``, ``transport`` (ours; None:
+"auto"), ``rpm``, ``tpm``, ``max_tokens``, ``retries``. A stream spec has the same keys at the
+top level. Prints one line ``RESULT {json}`` on stdout.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def client_runner(kind: str, spec: Spec) -> tuple[Callable[[list[dict[str, Any]]
     }
     if kind == "ours":
         kwargs["processes"] = spec.get("processes")
-        kwargs["transport"] = spec.get("transport", "auto")
+        kwargs["transport"] = spec.get("transport") or "auto"
     client = APIClient(**kwargs)
     retries = spec.get("retries", 0)
 
@@ -110,11 +112,22 @@ def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before[k] for k in after}
 
 
+def runner(kind: str, phase: Spec) -> tuple[Callable[[list[dict[str, Any]]], list[Any]], Any]:
+    """``run(batch) -> answers`` and the client whose tracker is read (None: no tracker)."""
+    if kind == "bare":
+        return bare_runner(phase)
+    if kind == "aiohttp":
+        import aiohttp_floor
+
+        return aiohttp_floor.floor_runner(phase)
+    return client_runner(kind, phase)
+
+
 def run_phase(kind: str, phase: Spec) -> dict[str, Any]:
     """Warm up, then measure one batch: wall time, CPU of this process tree, checks."""
     if kind == "seed":  # the seed's sanitizer drops api_base: litellm reads it per call
         os.environ["OPENAI_API_BASE"] = os.environ["OPENAI_BASE_URL"] = phase["sim"] + "/v1"
-    run, client = bare_runner(phase) if kind == "bare" else client_runner(kind, phase)
+    run, client = runner(kind, phase)
     base = phase.get("base_url")
     if phase.get("warmup"):
         run(list(h.requests("warm", phase["warmup"], phase["max_tokens"], base)))

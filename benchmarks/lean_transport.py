@@ -4,13 +4,14 @@
 
 Against the simulator (its own process) at 0 ms latency, in this one process, interleaved:
 ``APIClient(processes=0, max_workers=threads)`` with the default transport (``"auto"``: plain
-OpenAI-compatible requests skip litellm), the same with ``transport="litellm"``, and a bare
-``ThreadPoolExecutor`` calling ``litellm.completion`` on the same HTTP pool. At processes=0
-the client's process tree is this process, so its CPU (all threads, including what litellm
+OpenAI-compatible requests skip litellm), the same with ``transport="litellm"``, a bare
+``ThreadPoolExecutor`` calling ``litellm.completion`` on the same HTTP pool, and the floor: a
+raw aiohttp client (``aiohttp_floor.py``) posting the same requests. At processes=0 the
+client's process tree is this process, so its CPU (all threads, including what litellm
 finishes in the background within ``--settle`` seconds) is the tree's. Every answer must be
 its own request's, and for each client batch the tracker's totals must equal the simulator's
-counts. Prints the median ratio ``auto / bare`` and the load average; exits 1 when a check
-fails or the ratio is above ``--target`` (0.2, the issue's).
+counts. Prints the median ratios ``auto / bare`` and ``auto / aiohttp`` and the load average;
+exits 1 when a check fails or ``auto / bare`` is above ``--target`` (0.2, the issue's).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _variant
+import aiohttp_floor
 import inprocess_overhead as overhead
 from macrobench.plan import UNLIMITED_RPM, UNLIMITED_TPM
 
@@ -32,7 +34,7 @@ from llm_api_client import _offline
 from llm_api_client.providers.http_pool import install_http_client
 from llm_api_client.simulator import Simulator
 
-KINDS = ("auto", "litellm", "bare")
+KINDS = ("auto", "litellm", "bare", "aiohttp")
 
 
 def runners(threads: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -43,6 +45,7 @@ def runners(threads: int) -> tuple[dict[str, Any], dict[str, Any]]:
     for kind in ("auto", "litellm"):
         run[kind], clients[kind] = _variant.client_runner("ours", spec | {"transport": kind})
     run["bare"], _ = _variant.bare_runner({"concurrency": threads})
+    run["aiohttp"], _ = aiohttp_floor.floor_runner({"concurrency": threads})
     return run, clients
 
 
@@ -88,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
         for client in clients.values():
             client.close()
+        run["aiohttp"].close()
     return report(rounds, args)
 
 
@@ -102,6 +106,8 @@ def report(rounds: list[dict[str, Any]], args: argparse.Namespace) -> int:
     forced = median(r["litellm"].cpu_ms / r["bare"].cpu_ms for r in rounds)
     print(f"CPU per request, auto / bare: median {ratio:.3f}x (target <= {args.target}x)")
     print(f"CPU per request, transport='litellm' / bare: median {forced:.3f}x")
+    floor = median(r["auto"].cpu_ms / r["aiohttp"].cpu_ms for r in rounds)
+    print(f"CPU per request, auto / raw aiohttp floor: median {floor:.2f}x")
     problems = [f"round {k + 1} {kind}: {'; '.join(r[kind].problems)}"
                 for k, r in enumerate(rounds) for kind in KINDS if r[kind].problems]  # fmt: skip
     for problem in problems:

@@ -136,9 +136,13 @@ def test_peak_rss_is_readable() -> None:
     assert (h.status_kb("VmHWM") or 0) >= (h.status_kb("VmRSS") or 0) > 0
 
 
-def test_one_variant_end_to_end() -> None:
-    """A tiny batch of ours (threads only) through ``_variant.py``: answered, echoed, totals
-    equal to the simulator's."""
+@pytest.mark.parametrize(
+    ("kind", "transport"), [("ours", "litellm"), ("ours", None), ("aiohttp", None)]
+)
+def test_one_variant_end_to_end(kind: str, transport: str | None) -> None:
+    """A tiny batch of ours (threads only; on the litellm transport, or on the default one as
+    the lean row runs it) or of the raw aiohttp floor through ``_variant.py``: answered,
+    echoed, and ours' totals equal to the simulator's."""
     with Simulator() as sim:
         phase = {
             "sim": sim.url,
@@ -151,9 +155,10 @@ def test_one_variant_end_to_end() -> None:
             "rpm": UNLIMITED_RPM,
             "tpm": UNLIMITED_TPM,
             "max_tokens": 8,
+            "transport": transport,
         }
         env = dict(os.environ, PYTHONPATH=str(runner.ROOT), LITELLM_LOCAL_MODEL_COST_MAP="True")
-        spec = {"mode": "batch", "kind": "ours", "phases": [phase]}
+        spec = {"mode": "batch", "kind": kind, "phases": [phase]}
         done = subprocess.run(
             [sys.executable, str(runner.BENCHMARKS / "_variant.py"), json.dumps(spec)],
             capture_output=True,
@@ -166,7 +171,8 @@ def test_one_variant_end_to_end() -> None:
     assert result is not None, done.stderr[-2000:]
     (measured,) = result["phases"]
     assert measured["ok"] == 5 and measured["wrong"] == 0 and measured["cpu"] > 0
-    verdict = checks.batch_check(measured, checks.take_stats(measured), tracked=True)
+    tracked = kind not in throughput.UNTRACKED
+    verdict = checks.batch_check(measured, checks.take_stats(measured), tracked=tracked)
     assert verdict == {"ok": True, "problems": []}
 
 
@@ -227,3 +233,26 @@ def test_soak_markdown_puts_warm_and_end_side_by_side() -> None:
     assert "| coordinator RSS | 300,000 KiB | 301,024 KiB |" in lines
     assert "| workers' RSS (all) | 440,000 KiB | 456,448 KiB |" in lines
     assert lines[-1] == "49,997 of 50,000 answered, 247.4 requests/s over 202.1 s."
+
+
+def test_overhead_profile_charges_built_ins_to_their_callers_and_leaves_itself_out() -> None:
+    import overhead_profile as profile
+
+    execute = "/x/llm_api_client/call/execute.py:57(send)"
+    limiter = "/x/llm_api_client/ratelimit/limiter.py:10(admit)"
+    before = {(execute, execute): 1.0, ("~:0(isinstance)", limiter): 0.5}
+    after = {
+        (execute, execute): 3.0,
+        ("~:0(isinstance)", limiter): 1.5,
+        ("/lib/cProfile.py:55(snapshot_stats)", "/lib/cProfile.py:55(snapshot_stats)"): 9.0,
+        ("/x/site-packages/somewhere.py:1(f)", "/x/site-packages/somewhere.py:1(f)"): 0.5,
+    }
+    stages = profile.by_stage(before, after)
+    assert stages == {
+        "per-request call and retry (tenacity)": 2.0,
+        "rate limiter": 1.0,
+        profile.OTHER: 0.5,
+    }
+    text = profile.table(0.001, stages, markdown=True)
+    assert "| per-request call and retry (tenacity) | 57.1% | 571 |" in text
+    assert text.splitlines()[-1] == "| total | 100% | 1000 |"

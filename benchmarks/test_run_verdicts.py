@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import run
 from macrobench import ratelimit, report, stream, throughput, verdicts
-from macrobench.plan import BARE, FULL, SECTIONS, SEED, ours
+from macrobench.plan import AIOHTTP, BARE, FULL, SECTIONS, SEED, lean, ours
 from macrobench.runner import Runner
 
 Row = dict[str, Any]
@@ -37,13 +37,20 @@ def variant_wall(label: str) -> float:
     return 1.0 / max(1, processes)
 
 
+def variant_cpu(label: str) -> float:
+    """CPU seconds per batch: the lean transport a tenth of the others', the floor less."""
+    return {AIOHTTP: 0.02}.get(label, 0.05 if label.startswith(lean(0)[:-2]) else 0.5)
+
+
 def throughput_rounds(broken: dict[tuple[int, str, int], Row] | None = None) -> list[Row]:
     """Every round of the full plan; ``broken`` replaces (latency, variant, round) results."""
     broken = broken or {}
     return [
         {
             label: {
-                latency: broken.get((latency, label, k), batch(wall=variant_wall(label)))
+                latency: broken.get(
+                    (latency, label, k), batch(wall=variant_wall(label), cpu=variant_cpu(label))
+                )
                 for latency in FULL.latencies
             }
             for label, _ in throughput.variants(FULL)
@@ -120,9 +127,10 @@ def test_a_run_meeting_every_target_exits_zero(capsys: pytest.CaptureFixture[str
 
 
 def test_every_expected_target_is_listed() -> None:
-    """3 latencies x (seed, CPU per process count, 2 vs 1), 2 cases x 3, memory, correctness."""
+    """3 latencies x (seed, CPU per process count, 2 vs 1), the lean transport's CPU at 0 ms,
+    2 cases x 3, memory, correctness."""
     per_latency = 1 + len(FULL.processes) + 1
-    expected = len(FULL.latencies) * per_latency + len(ratelimit.CASES) * 3 + 1 + 1
+    expected = len(FULL.latencies) * per_latency + 1 + len(ratelimit.CASES) * 3 + 1 + 1
     assert len(judged(all_rows())) == expected
 
 
@@ -238,5 +246,18 @@ def test_markdown_names_the_command_and_keeps_columns_when_a_cell_has_a_bar() ->
     text = report.render(outcome, markdown=True)
     assert f"### Throughput and CPU per request (no limits) (`{command}`)" in text
     table_lines = [line for line in text.splitlines() if line.startswith("| 0 ms | bare")]
-    assert table_lines and all(line.count(" | ") == 9 for line in table_lines)
+    assert table_lines and all(line.count(" | ") == 10 for line in table_lines)
     assert "a \\| b" in text
+
+
+def test_the_lean_transport_above_a_fifth_of_the_bare_pools_cpu_is_not_met() -> None:
+    """Issue 17's target, at 0 ms only; its row also gets its ratio to the aiohttp floor."""
+    heavy = {(0, lean(0), k): batch(cpu=0.15) for k in range(FULL.rounds)}
+    rows = throughput.rows(FULL, throughput_rounds(heavy))
+    verdict = judged(rows, ("throughput",))[f"0 ms: {lean(0)} CPU/req <= 0.2x bare"]
+    assert (verdict.met, verdict.figure) == (False, "0.30x")
+    row = next(r for r in rows if r["latency_ms"] == 0 and r["variant"] == lean(0))
+    assert row["x_floor_cpu"] == pytest.approx(7.5)
+    met = judged(throughput.rows(FULL, throughput_rounds()), ("throughput",))
+    assert met[f"0 ms: {lean(0)} CPU/req <= 0.2x bare"].figure == "0.10x"
+    assert not any(lean(0) in target for target in met if not target.startswith("0 ms"))

@@ -78,6 +78,8 @@ if TYPE_CHECKING:
 
 
 __version__ = "0.2.0"
+# As 0.1.8 had it: compare versions as tuples, ``__version_info__ >= (0, 2)``.
+__version_info__ = tuple(int(part) for part in __version__.split("."))
 
 __all__ = [
     "APIClient",
@@ -107,6 +109,7 @@ __all__ = [
     "UsageRecord",
     "WorkerCrashedError",
     "__version__",
+    "__version_info__",
 ]
 
 

@@ -28,6 +28,13 @@ MAX_RETRY_AFTER_SECONDS = 60.0
 # One Python process sustains about 220-270 litellm calls/s on this class of machine (litellm
 # spends 3.6-4.4 ms of CPU per call under the GIL). Plan each worker process for this share.
 CALLS_PER_SECOND_PER_PROCESS = 150.0
+# On the lean transport (plain OpenAI-compatible requests sent without litellm) a request costs
+# about 1.8 ms of CPU in all at processes=0 (0.146x a bare litellm pool's 12.6 ms,
+# benchmarks/lean_transport.py), and one process answered 265 requests/s at 0 ms on a loaded
+# 2-core machine while 2 worker processes answered 82: pickling each answer through the pipes
+# costs more than the litellm call it no longer hides. Planned at about 60% of the measured
+# capacity, as above.
+LEAN_CALLS_PER_SECOND_PER_PROCESS = 300.0
 
 # Requests in flight by default: enough to reach the rate limit at the observed latency, capped
 # (engine.sizing.LatencyWindow). Little's law: concurrency = rate x latency; 2 s until observed.
@@ -134,3 +141,56 @@ PROBE_POLL_SECONDS = 0.02
 # APIClient(transport=...) and `run --transport`: the lean HTTP path for plain OpenAI-compatible
 # chat completions where it reproduces litellm exactly ("auto"), litellm only, or lean only.
 TRANSPORTS = ("auto", "litellm", "http")
+
+# The asyncio API (``aio``): results the batch's driver thread may hand to the event loop before
+# the loop takes them. Beyond it the driver waits, and so does the engine (bounded memory with a
+# slow consumer); any number above a few keeps the driver from waiting on a loop that keeps up.
+HANDOFF_RESULTS = 64
+
+# The response cache's SQLite file: how long a writer waits for another process's write before
+# failing. Each write is one short autocommitted statement (well under a millisecond), so only a
+# stalled process (stopped, swapped out) holds the lock this long.
+CACHE_BUSY_TIMEOUT_SECONDS = 30.0
+
+# APIClient(cache_mode=...) and `run --cache-mode`: look up and store, store only, neither.
+CACHE_MODES = ("use", "refresh", "off")
+
+# The key guard (engine/keyguard.py): a key the provider has not yet accepted has at most
+# AUTH_PROBATION_IN_FLIGHT requests in flight, and AUTH_FAILURES_TO_STOP refusals (401/403) in
+# a row stop it for the batch. A wrong key thus draws at most about AUTH_PROBATION_IN_FLIGHT
+# refusals, while a good key is held back only until its first answer (one latency).
+AUTH_PROBATION_IN_FLIGHT = 8
+AUTH_FAILURES_TO_STOP = 3
+
+# Before its first import of litellm, this package checks that the host of litellm's current price
+# map accepts a connection within this long; if not, litellm loads the map it ships instead of
+# waiting out its own 5-s fetch timeout (an offline machine, a firewall).
+PRICE_MAP_PROBE_SECONDS = 1.0
+# RedisStore (ratelimit/redis_store.py). A quota's state expires after REDIS_IDLE_EXPIRY_SECONDS
+# without an operation (an expired or lost state is made again empty, with slow start armed).
+# Redis unreachable: an operation is tried again after REDIS_RETRY_FIRST_SECONDS, doubling up to
+# REDIS_RETRY_MAX_SECONDS; a reservation until its max_delay, a claim or a refund until it gets
+# through, a pause or learned limits for REDIS_NEWS_RETRY_SECONDS (then dropped: the next 429
+# or answer says it again). A refund's token lives REDIS_REFUND_TOKEN_SECONDS, longer than any
+# retry of it, so that a refund whose reply was lost is never applied twice.
+REDIS_IDLE_EXPIRY_SECONDS = 3_600.0
+REDIS_RETRY_FIRST_SECONDS = 0.05
+REDIS_RETRY_MAX_SECONDS = 1.0
+REDIS_NEWS_RETRY_SECONDS = 5.0
+REDIS_REFUND_TOKEN_SECONDS = 600.0
+REDIS_REFUND_RETRY_SECONDS = 300.0
+# A Redis that does not answer within this is treated as unreachable (then retried as above).
+REDIS_SOCKET_TIMEOUT_SECONDS = 2.0
+# Waiters sleep on news (pub/sub) instead of polling: a held waiter (slow start) asks again at
+# least every REDIS_HOLD_POLL_SECONDS, and any sleeper checks for cancellation every
+# REDIS_NAP_SLICE_SECONDS. Provider answers that repeat the limits in force only lower levels to
+# what remains; they are sent at most every REDIS_REMAINING_EVERY_SECONDS per store, which keeps
+# the common case at one round trip (the reservation) per request.
+REDIS_HOLD_POLL_SECONDS = 0.5
+REDIS_NAP_SLICE_SECONDS = 0.25
+REDIS_REMAINING_EVERY_SECONDS = 1.0
+
+# APIClient.embed: inputs per embeddings request when the caller does not say. OpenAI takes up to
+# 2,048 inputs (and 300,000 tokens) per request; 256 short texts stay far below both, and a
+# failed request then costs at most 256 vectors (retried as one).
+DEFAULT_EMBED_BATCH_SIZE = 256

@@ -3,22 +3,24 @@
 ``SeedRequestHelpers`` is mixed into ``APIClient``: the request helpers the seed had as methods
 (sanitize, truncate, count tokens). ``history_entry`` formats one ``history`` item as the seed
 did: the request (credentials redacted), the response as a dict, its text and creation time;
-``log_failures`` is the list API's warning about the requests that failed.
+``log_failures`` is the list API's warning about the requests that failed; ``make_list`` is
+the list API itself (``make_requests`` and ``make_requests_with_retries``) over ``stream``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from llm_api_client import _settings
 from llm_api_client._redact import redact_request
 from llm_api_client.prepare.chat_tokens import count_message_tokens
 from llm_api_client.prepare.sanitize import sanitize_request
 from llm_api_client.prepare.truncate import context_window, fit_to_context
 
-__all__ = ["SeedRequestHelpers", "history_entry", "log_failures"]
+__all__ = ["SeedRequestHelpers", "history_entry", "log_failures", "make_list"]
 
 logger = logging.getLogger("llm_api_client")
 
@@ -50,6 +52,27 @@ class SeedRequestHelpers:
     ) -> int:
         """Prompt tokens of ``messages`` for ``model`` (tiktoken; ``timeout`` is unused)."""
         return count_message_tokens(messages, model)
+
+
+def make_list(client: Any, requests: Iterable[Mapping[str, Any]], **options: Any) -> list[Any]:
+    """The seed's list call: responses in input order, ``None`` for failures, whose errors go
+    to ``client.last_errors``; the requests and responses to ``client.history`` if kept."""
+    # Checked before the requests are read: a bad argument must not consume a generator.
+    _settings.check(**{k: options[k] for k in ("max_retries", "max_workers", "timeout")})
+    requests = list(requests)
+    responses: list[Any] = [None] * len(requests)
+    client.last_errors = {}
+    if not requests:
+        return responses
+    with client.stream(requests, **options) as stream:
+        for result in stream:
+            responses[result.index] = result.response
+            if result.error is not None:
+                client.last_errors[result.index] = result.error
+    log_failures(client.last_errors, len(requests))
+    if client.keep_history:
+        client.history.extend(map(history_entry, requests, responses))
+    return responses
 
 
 def history_entry(request: Any, response: Any) -> dict[str, Any]:

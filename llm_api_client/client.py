@@ -23,7 +23,10 @@ from llm_api_client._constants import (
     DEFAULT_MAX_REQUESTS_PER_MINUTE,
     DEFAULT_MAX_TOKENS_PER_MINUTE,
 )
-from llm_api_client._seed_compat import SeedRequestHelpers, history_entry, log_failures
+from llm_api_client._seed_compat import SeedRequestHelpers, make_list
+from llm_api_client.aio import AsyncClientMixin
+from llm_api_client.cache import CacheSpec, open_cache
+from llm_api_client.embed import Embeddings
 from llm_api_client.engine.coordinator import BatchOptions, BatchStream, Budget
 from llm_api_client.engine.execution import ExecutionConfig
 from llm_api_client.engine.runtime import Runtime
@@ -31,11 +34,12 @@ from llm_api_client.errors import ConfigurationError, LLMAPIClientError
 from llm_api_client.providers.http_transport import make_transport
 from llm_api_client.providers.litellm_transport import FunctionTransport
 from llm_api_client.ratelimit.base import Limits
+from llm_api_client.ratelimit.selection import checked, store_for
 from llm_api_client.records import Result
 from llm_api_client.tracker import APIUsageTracker
 
 
-class APIClient(SeedRequestHelpers):
+class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, embed.py
     """Rate-limited, concurrent LLM requests through litellm, from a few to millions.
 
     Example::
@@ -44,25 +48,18 @@ class APIClient(SeedRequestHelpers):
         responses = client.make_requests_with_retries(requests)
         print(client.tracker)
 
-    Parameters (the seed's, unchanged): ``max_requests_per_minute`` and
-    ``max_tokens_per_minute`` (``None``: unlimited), ``max_workers`` (requests in flight, on as many
-    threads; default: enough to reach the rate limit at the latency observed so far, starting
-    from 2 s, capped at 256 per process) and
-    ``max_delay_seconds`` (a request not admitted by the rate limiter within this fails with
-    ``RateLimitDelayExceeded`` and is not sent).
-
-    New, keyword-only: ``processes`` (worker processes; 0 runs on threads of this process;
-    default: one per ~150 requests/s of the limit, up to one per core, and none for batches
-    under 500 requests), ``max_cost`` (USD spend cap), ``input_tokens_per_minute`` and
-    ``output_tokens_per_minute`` (Anthropic-style limits), ``burst_seconds`` (how many seconds
-    of each limit may go out at once), ``keep_history`` (``history`` of the list API) and
-    ``completion`` (the function called per request; default ``litellm.completion``) and
-    ``transport``: ``"auto"`` (default) sends plain OpenAI-compatible chat completions over the
-    library's own HTTP client and everything else (and everything, while litellm has callbacks,
-    a cache or a replaced ``litellm.completion``) through litellm; ``"litellm"`` sends everything
-    through litellm; ``"http"`` only the lean way (other requests fail with
-    ``InvalidRequestError``). Ignored when ``completion`` is given. ``model_limits``: some
-    models' own limits, under the client-wide ones (``ratelimit.per_model``).
+    The seed's parameters keep their names, defaults and meaning: ``max_requests_per_minute``
+    and ``max_tokens_per_minute`` (``None``: unlimited), ``max_workers`` (requests in flight;
+    default: enough for the limit at the latency seen so far) and ``max_delay_seconds`` (a
+    request the limiter cannot admit within it fails unsent with ``RateLimitDelayExceeded``).
+    The new ones are keyword-only and listed with their defaults in docs/configuration:
+    ``processes``, ``max_cost``, ``input_tokens_per_minute``, ``output_tokens_per_minute``,
+    ``burst_seconds``, ``keep_history``, ``completion``, ``transport`` (``"auto"``: plain
+    OpenAI-compatible calls skip litellm unless the user hooks it), ``cache`` and
+    ``cache_mode`` (the response cache), ``rate_limit_store`` and ``rate_limit_key`` (one
+    quota across processes and hosts: Redis or a Ray cluster store), ``start_method`` (how
+    worker processes start), ``backend="ray"`` and ``ray_actor_options`` (Ray actors),
+    ``model_limits`` (some models' own limits, under the client-wide ones).
 
     A client runs one batch at a time. Use it as a context manager, or call ``close()``, to
     stop its worker processes and free its shared memory (done at exit otherwise).
@@ -83,6 +80,13 @@ class APIClient(SeedRequestHelpers):
         keep_history: bool = True,
         completion: Callable[..., Any] | None = None,
         transport: str = "auto",
+        cache: CacheSpec = None,
+        cache_mode: str = "use",
+        rate_limit_store: str | None = None,
+        rate_limit_key: str = "default",
+        start_method: str | None = None,
+        backend: str | None = None,
+        ray_actor_options: Mapping[str, Any] | None = None,
         model_limits: Mapping[str, Mapping[str, int | None]] | None = None,
     ) -> None:
         _settings.check(**{k: v for k, v in locals().items() if k in _settings.CLIENT_RULES})
@@ -94,6 +98,7 @@ class APIClient(SeedRequestHelpers):
         self.max_delay_seconds = max_delay_seconds
         self.max_cost = max_cost
         self.processes = processes
+        self.rate_limit_store, self.rate_limit_key = checked(rate_limit_store, rate_limit_key)
         self.keep_history = keep_history
         per_minute = (max_requests_per_minute, max_tokens_per_minute, input_tokens_per_minute)
         self.limits = Limits(*per_minute, output_tokens_per_minute, burst_seconds)
@@ -102,12 +107,15 @@ class APIClient(SeedRequestHelpers):
         self._tracker = APIUsageTracker()
         self._history: list[dict[str, Any]] = []
         late = self._tracker.add_calls  # the tracker, not the client: no cycle
-        self._runtime = Runtime(
-            self.limits, execution, processes=processes, max_workers=max_workers, late_usage=late,
-            model_limits=model_limits,  # checked there (ratelimit.per_model.limits_table)
-        )  # fmt: skip
+        store = store_for(self.rate_limit_store, self.rate_limit_key)  # None: the client's own
+        self._runtime = Runtime(self.limits, execution, processes=processes,
+                                max_workers=max_workers, late_usage=late, store=store,
+                                start_method=start_method, backend=backend,
+                                backend_options=ray_actor_options,
+                                model_limits=model_limits)  # fmt: skip
         self._finalizer = weakref.finalize(self, self._runtime.close)
         self.last_errors: dict[int, LLMAPIClientError] = {}
+        self.cache = open_cache(cache, cache_mode)  # the response cache (``cache``), or None
 
     # -- the seed's surface ---------------------------------------------------------------
     @property
@@ -150,7 +158,7 @@ class APIClient(SeedRequestHelpers):
         ``None`` with no entry there.
         """
         options = {"max_workers": max_workers, "sanitize": sanitize, "timeout": timeout}
-        return self._make_list(requests, max_retries=0, **options)
+        return make_list(self, requests, max_retries=0, **options)
 
     def make_requests_with_retries(
         self,
@@ -167,7 +175,7 @@ class APIClient(SeedRequestHelpers):
         says (``retry-after``) or with jittered exponential backoff; never other 4xx.
         """
         options = {"max_workers": max_workers, "sanitize": sanitize, "timeout": timeout}
-        return self._make_list(requests, max_retries=max_retries, **options)
+        return make_list(self, requests, max_retries=max_retries, **options)
 
     # -- streaming ------------------------------------------------------------------------
     def stream(
@@ -200,6 +208,8 @@ class APIClient(SeedRequestHelpers):
             options,
             tracker=self._tracker,
             budget=budget,
+            cache=self.cache,
+            keys=self._runtime.keys,
             on_finish=self._runtime.batch_finished,
         )
 
@@ -220,6 +230,8 @@ class APIClient(SeedRequestHelpers):
     def close(self) -> None:
         """Stop the worker processes and free the shared memory; the client can be reused."""
         self._runtime.close()
+        if self.cache is not None:
+            self.cache.close()
 
     def __enter__(self) -> APIClient:
         return self
@@ -232,22 +244,3 @@ class APIClient(SeedRequestHelpers):
             f"<APIClient rpm={self.max_requests_per_minute} tpm={self.max_tokens_per_minute} "
             f"processes={self.processes} backend={self._runtime.backend!r}>"
         )
-
-    # -- internals ------------------------------------------------------------------------
-    def _make_list(self, requests: Iterable[Mapping[str, Any]], **options: Any) -> list[Any]:
-        # Checked before the requests are read: a bad argument must not consume a generator.
-        _settings.check(**{k: options[k] for k in ("max_retries", "max_workers", "timeout")})
-        requests = list(requests)
-        responses: list[Any] = [None] * len(requests)
-        self.last_errors = {}
-        if not requests:
-            return responses
-        with self.stream(requests, **options) as stream:
-            for result in stream:
-                responses[result.index] = result.response
-                if result.error is not None:
-                    self.last_errors[result.index] = result.error
-        log_failures(self.last_errors, len(requests))
-        if self.keep_history:
-            self._history.extend(map(history_entry, requests, responses))
-        return responses

@@ -46,6 +46,19 @@ class UsageRecord:
     error: str | None = None
     #: time.time() when the request finished
     finished_at: float = 0.0
+    #: answered from the response cache: nothing was sent; tokens and ``cost`` are what the
+    #: stored answer used and cost when it was paid for (the cost the hit saved)
+    cache_hit: bool = False
+    #: answered, but the model has no price in litellm's map: ``cost`` 0.0 means unknown
+    unpriced: bool = False
+
+    # -- streamed calls (``stream=True``) only; ``None`` for the others ----------------------
+    #: seconds from sending the final attempt to its first output token
+    time_to_first_token: float | None = None
+    #: seconds per output token after the first: (last token - first) / (output tokens - 1)
+    time_per_output_token: float | None = None
+    #: output tokens per second after the first token: 1 / ``time_per_output_token``
+    output_tokens_per_second: float | None = None
 
     @classmethod
     def of(
@@ -61,6 +74,8 @@ class UsageRecord:
         rate_limited: int = 0,
         error: BaseException | None = None,
         finished_at: float = 0.0,
+        cache_hit: bool = False,
+        unpriced: bool = False,
     ) -> UsageRecord:
         """The record of one request: ``usage`` is what its answer reported (None: no answer)."""
         tokens = (0, 0, 0, 0)
@@ -77,6 +92,8 @@ class UsageRecord:
             rate_limited=rate_limited,
             error=None if error is None else type(error).__name__,
             finished_at=finished_at,
+            cache_hit=cache_hit,
+            unpriced=unpriced,
         )
 
     @property

@@ -12,6 +12,9 @@ engine calls ``add(record)`` in the parent for each finished request.
     print(tracker)                  # the summary
     tracker.to_json()               # everything, per model too
 
+Streamed calls (``stream=True``) add their time to first token, time per output token and output
+tokens per second, overall and per model: ``stream_timings(model=None)`` (``timings``).
+
 Memory is constant per record except one float (8 bytes) per response time, kept in an
 ``array('d')`` for exact percentiles. One lock guards all state; ``add_many`` takes it once.
 """
@@ -31,6 +34,8 @@ from typing import Any
 
 from llm_api_client.providers.answers import Usage
 from llm_api_client.records import UsageRecord
+from llm_api_client.timings import StreamTimings
+from llm_api_client.timings import percentile as _percentile
 
 __all__ = ["APIUsageTracker", "ModelUsage"]
 
@@ -45,6 +50,8 @@ class ModelUsage:
 
     __slots__ = (
         "attempts",
+        "cache_hits",
+        "cache_saved_cost",
         "cached_tokens",
         "completion_tokens",
         "cost",
@@ -54,6 +61,7 @@ class ModelUsage:
         "reasoning_tokens",
         "requests",
         "responses",
+        "unpriced",
     )
 
     def __init__(self) -> None:
@@ -67,6 +75,9 @@ class ModelUsage:
         self.cached_tokens = 0
         self.reasoning_tokens = 0
         self.cost = 0.0
+        self.cache_hits = 0  # answered from the response cache: not sent, not paid
+        self.cache_saved_cost = 0.0  # what those answers cost when they were paid for
+        self.unpriced = 0  # answered by a model without a price: their cost is unknown, not 0
 
     def add(self, record: UsageRecord) -> None:
         self.requests += 1
@@ -74,9 +85,14 @@ class ModelUsage:
             self.responses += 1
         else:
             self.errors += 1
-        self.add_calls(record)
+        if record.cache_hit:  # nothing sent, nothing spent
+            self.cache_hits += 1
+            self.cache_saved_cost += record.cost
+        else:
+            self.add_calls(record)
 
     def add_calls(self, record: UsageRecord) -> None:
+        self.unpriced += record.unpriced
         self.attempts += record.attempts
         self.rate_limited += record.rate_limited
         self.prompt_tokens += record.prompt_tokens
@@ -116,6 +132,8 @@ class APIUsageTracker:
         self._sorted_times: list[float] | None = None  # cache for percentiles
         self._first_finished = math.inf
         self._last_finished = -math.inf
+        self._streams = StreamTimings()  # streamed calls: time to first token, tokens/s
+        self._streams_by_model: dict[str, StreamTimings] = {}
 
     # Feeding
 
@@ -148,14 +166,20 @@ class APIUsageTracker:
         if usage is None:
             usage = self._by_model[record.model] = ModelUsage()
         usage.add(record)
-        if record.error is None:
+        if record.error is not None:
+            self._errors[record.error] += 1
+        elif not record.cache_hit:  # a cache hit made no call: it has no response time
             self._response_times.append(record.response_time)
             self._sorted_times = None
-        else:
-            self._errors[record.error] += 1
+        if record.time_to_first_token is not None:
+            self._add_stream(record)
         if record.finished_at:
             self._first_finished = min(self._first_finished, record.finished_at)
             self._last_finished = max(self._last_finished, record.finished_at)
+
+    def _add_stream(self, record: UsageRecord) -> None:
+        self._streams.add(record)
+        self._streams_by_model.setdefault(record.model, StreamTimings()).add(record)
 
     def reset(self) -> None:
         """Forget everything counted so far."""
@@ -213,6 +237,7 @@ class APIUsageTracker:
             by_model = {model: usage.to_dict() for model, usage in self._by_model.items()}
             mean = math.fsum(ordered) / len(ordered) if ordered else None
             rpm, tpm = self._rates(totals)
+            streaming = self._streaming_details()
         return {
             "total_cost": totals.cost,
             "total_prompt_tokens": totals.prompt_tokens,
@@ -234,7 +259,20 @@ class APIUsageTracker:
             "achieved_rpm": rpm,
             "achieved_tpm": tpm,
             "by_model": by_model,
+            "num_cache_hits": totals.cache_hits,
+            "cache_saved_cost": totals.cache_saved_cost,
+            "num_unpriced": totals.unpriced,
+            "unpriced_models": sorted(m for m, usage in by_model.items() if usage["unpriced"]),
+            "price_map": _price_map(),
+            **streaming,
         }
+
+    def _streaming_details(self) -> dict[str, Any]:
+        """``{"streaming": ...}`` once a streamed call was counted, else nothing (no noise)."""
+        if not self._streams.calls:
+            return {}
+        by_model = {model: t.to_dict() for model, t in self._streams_by_model.items()}
+        return {"streaming": {**self._streams.to_dict(), "by_model": by_model}}
 
     def get_stats_str(self) -> str:
         """A human-readable summary (what ``str(tracker)`` prints)."""
@@ -256,6 +294,18 @@ class APIUsageTracker:
                 f"429s: {d['num_rate_limited']}, errors: {d['num_errors']}"
                 + (f" ({errors})" if errors else "")
             )
+        if d["num_cache_hits"]:
+            lines.append(
+                f"Answered from the cache: {d['num_cache_hits']} "
+                f"(saved ${d['cache_saved_cost']:.2f})"
+            )
+        if d["num_unpriced"]:
+            lines.append(
+                f"Not in the cost: {d['num_unpriced']} responses from models without a price "
+                f"({', '.join(d['unpriced_models'])})"
+            )
+        if "streaming" in d:
+            lines.append(_streaming_line(d["streaming"]))
         if d["achieved_rpm"] is not None:
             lines.append(
                 f"Achieved: {d['achieved_rpm']:.0f} requests/min, "
@@ -305,6 +355,32 @@ class APIUsageTracker:
     def num_rate_limited(self) -> int:
         """Attempts the provider answered with a 429."""
         return self._totals.rate_limited
+
+    def stream_timings(self, model: str | None = None) -> StreamTimings:
+        """Time to first token, per output token and tokens/s of streamed calls (a copy).
+
+        ``model``: only that model's calls (as the requests named it). Example::
+
+            tracker.stream_timings().time_to_first_token.percentile(99)
+        """
+        with self._lock:
+            found = self._streams if model is None else self._streams_by_model.get(model)
+            return found.copy() if found is not None else StreamTimings()
+
+    @property
+    def num_cache_hits(self) -> int:
+        """Requests answered from the response cache (counted in ``num_api_calls``, never sent)."""
+        return self._totals.cache_hits
+
+    @property
+    def cache_saved_cost(self) -> float:
+        """USD the cache hits cost when they were first paid for (not in ``total_cost``)."""
+        return self._totals.cache_saved_cost
+
+    @property
+    def num_unpriced(self) -> int:
+        """Responses from models litellm's price map does not price: ``total_cost`` misses them."""
+        return self._totals.unpriced
 
     @property
     def errors_by_type(self) -> dict[str, int]:
@@ -382,14 +458,20 @@ class APIUsageTracker:
         add_success_callback(self.track_cost_callback)
 
 
-def _percentile(ordered: list[float], percentile: float) -> float | None:
-    """numpy's default (linear) percentile of an already sorted list."""
-    if not ordered:
-        return None
-    position = (len(ordered) - 1) * percentile / 100.0
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+def _price_map() -> dict[str, str | None]:
+    from llm_api_client.providers.pricing import price_map  # litellm: only when asked
+
+    return price_map()
+
+
+def _streaming_line(streaming: Mapping[str, Any]) -> str:
+    ttft = streaming["time_to_first_token"]
+    rate = streaming["output_tokens_per_second"]["mean"]
+    text = (
+        f"Streamed calls: {streaming['calls']}, time to first token: mean "
+        f"{ttft['mean']:.3f} s, 99th percentile {ttft['99percentile']:.3f} s"
+    )
+    return text + (f", {rate:.1f} output tokens/s" if rate is not None else "")
 
 
 def _record_from_callback(

@@ -11,9 +11,11 @@ import os
 import re
 import signal
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 
 from llm_api_client import _offline
 
@@ -88,3 +90,14 @@ class FakeCompletion:
 
 def chat(text: str, model: str = "gpt-4o-mini", **extra: Any) -> dict[str, Any]:
     return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+
+
+@pytest.fixture
+def no_given_prices(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``--price`` sets prices for the whole process: a test using it starts and ends without."""
+    from llm_api_client.providers import pricing
+
+    monkeypatch.setattr(pricing, "_given", {})
+    pricing.clear_cache()
+    yield
+    pricing.clear_cache()

@@ -27,6 +27,7 @@ from llm_api_client.jobs.batchfile import (
     JsonlAppender,
     MalformedLine,
     compact_output,
+    content_id,
     count_lines,
     error_row,
     failure_request,
@@ -63,8 +64,6 @@ class FakeResponse:
 GOOD_LINES = [
     # (raw line, expected custom_id, expected body)
     (batch_line("req-1"), "req-1", BODY),
-    (json.dumps(BODY).encode(), "line-7", BODY),  # plain litellm dict: named by its line
-    (json.dumps({"messages": []}).encode() + b"\r\n", "line-7", {"messages": []}),
     ('{"custom_id": "é", "method": "POST", "url": "/v1/chat/completions", "body": {}}'.encode(),
      "é", {}),
 ]  # fmt: skip
@@ -73,6 +72,36 @@ GOOD_LINES = [
 @pytest.mark.parametrize(("raw", "custom_id", "body"), GOOD_LINES)
 def test_good_lines_parse(raw: bytes, custom_id: str, body: dict[str, Any]) -> None:
     assert parse_line(7, raw) == BatchRequest(7, custom_id, body)
+
+
+@pytest.mark.parametrize(
+    "raw", [json.dumps(BODY).encode(), json.dumps({"messages": []}).encode() + b"\r\n"]
+)
+def test_plain_lines_are_named_by_their_content(raw: bytes) -> None:
+    parsed = parse_line(7, raw)
+    body = json.loads(raw)
+    assert parsed == BatchRequest(7, content_id(body), body, by_content=True)
+    assert parse_line(99, raw) == BatchRequest(99, content_id(body), body, by_content=True)
+
+
+CONTENT = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+
+
+@pytest.mark.parametrize(
+    ("other", "same"),
+    [
+        (dict(reversed(CONTENT.items())), True),  # key order
+        ({**CONTENT, "api_key": "sk-a"}, True),  # credentials are not content
+        ({**CONTENT, "max_tokens": 6}, False),
+        ({**CONTENT, "messages": [{"role": "user", "content": "hi!"}]}, False),
+        ({**CONTENT, "model": "n"}, False),
+    ],
+)
+def test_content_id_follows_the_request_not_its_formatting(
+    other: dict[str, Any], same: bool
+) -> None:
+    assert (content_id(other) == content_id(CONTENT)) is same
+    assert content_id(CONTENT).startswith("content-")
 
 
 BAD_LINES = [
@@ -124,8 +153,21 @@ def test_reader_skips_done_ids_and_flags_duplicates(tmp_path: Path) -> None:
     reader = InputReader(path, done={"b"})
     entries = list(reader)
     assert [type(e) for e in entries] == [BatchRequest, MalformedLine, DuplicateLine, BatchRequest]
-    assert [e.custom_id for e in entries] == ["a", "line-4", "a", "line-6"]
+    assert [e.custom_id for e in entries] == ["a", "line-4", "a", f"{content_id(BODY)}-1"]
     assert (reader.already_done, reader.blank) == (1, 1)
+
+
+def test_identical_plain_lines_are_numbered_rows_and_edits_move_no_answer(
+    tmp_path: Path,
+) -> None:
+    same, other = json.dumps(BODY).encode(), json.dumps({**BODY, "n": 2}).encode()
+    first = [e.custom_id for e in InputReader(write(tmp_path / "a.jsonl", same, other, same))]
+    base = content_id(BODY)
+    assert first == [f"{base}-1", f"{content_id({**BODY, 'n': 2})}-1", f"{base}-2"]
+    # A line inserted before them, and one edited: the others keep their ids.
+    edited = json.dumps({**BODY, "n": 3}).encode()
+    second = InputReader(write(tmp_path / "b.jsonl", b'{"x": 1}', same, edited, same))
+    assert [e.custom_id for e in second][1::2] == [f"{base}-1", f"{base}-2"]
 
 
 def test_a_malformed_line_claims_no_id(tmp_path: Path) -> None:

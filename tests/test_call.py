@@ -241,6 +241,30 @@ def test_server_errors_use_every_retry_then_report_the_last() -> None:
     assert outcome.record.prompt_tokens == 0 and outcome.record.cost == 0.0
 
 
+class NoLoopPolicy(RetryPolicy):
+    """A policy whose retry loop must not be built: one attempt needs none."""
+
+    def retrying(self, sleep: Any = None) -> Any:
+        raise AssertionError("a tenacity loop was built for a request with no retries")
+
+
+@pytest.mark.parametrize("step", [make_response(), status_error(500), status_error(400)])
+def test_without_retries_one_attempt_is_sent_outside_any_retry_loop(step: Any) -> None:
+    """The loop costs CPU per request (the lean transport's profile); the outcome is the same."""
+    script = Script(step)
+    outcome = execute(
+        dict(REQUEST),
+        index=7,
+        cost=COST,
+        limiter=FakeLimiter(),
+        policy=NoLoopPolicy(max_retries=0),
+        transport=FunctionTransport(script),
+    )
+    assert len(script.calls) == 1 and outcome.record.attempts == 1
+    assert outcome.ok is isinstance(step, litellm.ModelResponse)
+    assert outcome.error is None or outcome.error.index == 7
+
+
 @pytest.mark.parametrize(
     "refusal",
     [errors.RateLimitDelayExceeded("waited too long"), errors.RequestTooLargeError("big")],

@@ -27,8 +27,10 @@ from llm_api_client.errors import (
     InvalidRequestError,
     LLMAPIClientError,
 )
+from llm_api_client.jobs.batchfile import content_id
 from llm_api_client.jobs.progress import Progress, RateWindow, format_duration
 from llm_api_client.records import Result, UsageRecord
+from tests.fakes import no_given_prices  # noqa: F401 - the fixture
 
 SENTINEL_KEY = "sk-sentinel-key-0123456789"
 
@@ -134,12 +136,15 @@ class FakeClient:
         self.closed = True
 
 
+pytestmark = pytest.mark.usefixtures("no_given_prices")
+
+
 @pytest.fixture
 def client(monkeypatch: pytest.MonkeyPatch) -> FakeClient:
     fake = FakeClient()
 
-    def make_client(args: Any) -> FakeClient:
-        fake.max_cost = args.max_cost
+    def make_client(args: Any, max_cost: float | None = None) -> FakeClient:
+        fake.max_cost = max_cost
         return fake
 
     monkeypatch.setattr(run_module, "make_client", make_client)
@@ -195,7 +200,7 @@ def test_every_row_is_answered_once_with_its_own_answer(
     out = tmp_path / "out.jsonl"
     assert run(data, "--output", out, "--max-retries", "5", "--timeout", "60") == 0
     assert answers(out) == {f"r{i}": f"q{i}" for i in range(20)}
-    assert client.stream_kwargs == {"max_retries": 5, "timeout": 60.0}
+    assert client.stream_kwargs == {"max_retries": 5, "timeout": 60.0, "sanitize": True}
     assert client.closed
     assert not (tmp_path / "out.jsonl.failures.jsonl").exists()
     printed = capsys.readouterr().out
@@ -203,15 +208,22 @@ def test_every_row_is_answered_once_with_its_own_answer(
     assert "20 succeeded" in printed
 
 
-def test_plain_lines_use_their_line_number_and_the_cli_defaults(
+def plain(content: str) -> str:
+    return json.dumps({"messages": [{"role": "user", "content": content}]})
+
+
+def plain_id(content: str, occurrence: int = 1) -> str:
+    return f"{content_id(json.loads(plain(content)))}-{occurrence}"
+
+
+def test_plain_lines_are_keyed_by_content_and_take_the_cli_defaults(
     client: FakeClient, tmp_path: Path
 ) -> None:
-    plain = [json.dumps({"messages": [{"role": "user", "content": f"p{i}"}]}) for i in range(3)]
-    data = write_input(tmp_path / "in.jsonl", [plain[0], "", plain[1], plain[2]])
+    data = write_input(tmp_path / "in.jsonl", [plain("p0"), "", plain("p1"), plain("p2")])
     out = tmp_path / "out.jsonl"
     args = ["--model", "openai/x", "--api-base", "http://127.0.0.1:1/v1", "--api-key", "k-1234"]
     assert run(data, "-o", out, *args) == 0
-    assert answers(out) == {"line-1": "p0", "line-3": "p1", "line-4": "p2"}
+    assert answers(out) == {plain_id(f"p{i}"): f"p{i}" for i in range(3)}
     assert {r["model"] for r in client.sent} == {"openai/x"}
     assert {r["api_base"] for r in client.sent} == {"http://127.0.0.1:1/v1"}
 
@@ -286,13 +298,31 @@ def test_a_malformed_line_does_not_claim_its_own_id(client: FakeClient, tmp_path
 def test_plain_lines_do_not_collide_with_numeric_custom_ids(
     client: FakeClient, tmp_path: Path
 ) -> None:
-    plain = json.dumps({"model": "openai/sim", "messages": [{"role": "user", "content": "p"}]})
-    data = write_input(tmp_path / "in.jsonl", [batch_line("2", "b"), plain, batch_line("1", "c")])
+    data = write_input(
+        tmp_path / "in.jsonl", [batch_line("2", "b"), plain("p"), batch_line("1", "c")]
+    )
     out = tmp_path / "out.jsonl"
 
-    assert run(data, "-o", out) == 0
+    assert run(data, "-o", out, "--model", "openai/sim") == 0
 
-    assert answers(out) == {"2": "b", "line-2": "p", "1": "c"}
+    assert answers(out) == {"2": "b", plain_id("p"): "p", "1": "c"}
+
+
+def test_editing_a_plain_file_between_resumes_never_pairs_an_answer_with_another_row(
+    client: FakeClient, tmp_path: Path
+) -> None:
+    data, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_input(data, [plain("a"), plain("b"), plain("fail c"), plain("b")])
+    assert run(data, "-o", out, "--model", "openai/sim") == 1
+    # Insert a line, edit one, leave the failed and the repeated ones: rerun.
+    write_input(data, [plain("new"), plain("a"), plain("b edited"), plain("fail c"), plain("b")])
+    client.sent.clear()
+    assert run(data, "-o", out, "--model", "openai/sim") == 1
+    sent = [request["messages"][0]["content"] for request in client.sent]
+    assert sorted(sent) == ["b edited", "fail c", "new"]
+    for custom_id, content in answers(out).items():
+        if content is not None:
+            assert custom_id.startswith(content_id(json.loads(plain(content))))
 
 
 def test_failures_file_is_rerunnable_and_free_of_credentials(
@@ -418,17 +448,35 @@ def test_spend_cap_is_reported_once(
     client: FakeClient, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "out.jsonl"
-    assert run(data, "-o", out, "--max-cost", "0.055") == 1
+    capped = ["-o", out, "--max-cost", "0.055", "--price", "openai/sim=1:2"]
+    assert run(data, *capped) == 1
     found = answers(out)
     assert sum(v is not None for v in found.values()) == 5
     budget = [r for r in rows(out) if r["error"]]
     assert [r["error"]["code"] for r in budget] == ["BudgetExceededError"]
+    assert [r["cost"] for r in rows(out) if not r["error"]] == [0.01] * 5
     captured = capsys.readouterr()
     assert captured.err.count("spend cap reached") == 1
-    assert "spend cap of $0.055 reached" in captured.out
+    assert "spend cap of $0.055 reached: $0.05 spent on" in captured.out
     assert "not started" in captured.out
+
+    client.sent.clear()
+    assert run(data, *capped) == 1  # the cap covers the output: nothing more is sent
+    assert client.sent == []
+    assert "$0.05 spent on" in capsys.readouterr().out
     assert run(data, "-o", out) == 0  # a higher cap (here: none) finishes the job
     assert answers(out) == {f"r{i}": f"q{i}" for i in range(20)}
+
+
+def test_dash_reads_standard_input_and_resumes_like_a_file(
+    client: FakeClient, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out.jsonl"
+    for _ in range(2):  # the second pipe of the same rows resumes: nothing is sent again
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data.read_bytes())))
+        assert run("-", "-o", out) == 0
+    assert answers(out) == {f"r{i}": f"q{i}" for i in range(20)}
+    assert len(client.sent) == 20
 
 
 def test_quiet_prints_only_the_summary_line(
@@ -496,12 +544,12 @@ def test_errors_from_the_engine_are_rows_not_crashes(client: FakeClient, tmp_pat
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_cli(*argv: str | Path) -> subprocess.Popen[str]:
+def start_cli(*argv: str | Path, stdin: Any = None) -> subprocess.Popen[str]:
     # PYTHONPATH: the checkout's package, whatever the installed copy looks like.
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     command = [sys.executable, "-m", "llm_api_client", "run", *map(str, argv)]
     return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
@@ -586,7 +634,8 @@ def test_progress_counts_results_tokens_and_cost() -> None:
     assert (progress.tokens, round(progress.cost, 4)) == (45, 0.03)
     assert progress.requests_per_minute == pytest.approx(4 * 60 / 3)
     assert "4/8" in stream.getvalue()
-    assert "$0.0300" in stream.getvalue()
+    assert "$0.0300 of ~$0.0600" in stream.getvalue()  # 4 rows of 8 done for $0.03
+    assert progress.projected_cost == pytest.approx(0.06)
     assert "2 ok, 2 failed" in progress.summary()
     assert "Progress(done=4/8" in repr(progress)
 
@@ -688,3 +737,8 @@ def test_an_unknown_transport_is_a_usage_error(capsys):
         cli_main.build_parser().parse_args(["run", "in", "-o", "out", "--transport", "aiohttp"])
     assert exited.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_no_sanitize_reaches_the_stream(client: FakeClient, data: Path, tmp_path: Path) -> None:
+    assert run(data, "-o", tmp_path / "out.jsonl", "--no-sanitize") == 0
+    assert client.stream_kwargs["sanitize"] is False

@@ -45,6 +45,7 @@ REQUIRED_PAGES = (
     "cli",
     "simulator",
     "benchmarks",
+    "ray",
 )
 
 _DIRECTIVE = re.compile(

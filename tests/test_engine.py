@@ -21,7 +21,10 @@ from llm_api_client.errors import (
 )
 from tests.fakes import FakeCompletion, chat
 
-BACKENDS = [pytest.param(0, id="threads"), pytest.param(2, id="processes")]
+BACKENDS = [
+    pytest.param(0, id="threads"),
+    pytest.param(2, id="processes", marks=pytest.mark.processes),
+]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -162,6 +165,7 @@ def test_spend_cap_stops_dispatch():
     assert len(results) < 100
 
 
+@pytest.mark.processes
 def test_a_killed_worker_does_not_lose_its_requests(tmp_path):
     fake = FakeCompletion(crash_flag=str(tmp_path / "crashed"))
     requests = [chat(f"q{i} #sleep=0.05") for i in range(20)] + [chat("boom #crash")]
@@ -173,6 +177,7 @@ def test_a_killed_worker_does_not_lose_its_requests(tmp_path):
     assert responses[20] is not None  # sent again to a live worker, which did not crash
 
 
+@pytest.mark.processes
 def test_close_releases_workers_and_shared_memory():
     client = APIClient(None, None, processes=2, completion=FakeCompletion())
     client.make_requests([chat("hello")])

@@ -82,6 +82,7 @@ class RecordingServer:
         asyncio.set_event_loop(self._loop)
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_post("/v1/embeddings", self._handle)
         runner = web.AppRunner(app)
         self._loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -407,6 +408,139 @@ def _read_error(error: Any) -> dict[str, Any]:
         "headers": {k: v for k, v in headers.items() if k not in ("date", "content-length")},
         "provider": getattr(error, "provider", None),
     }
+
+
+# -- embeddings: the same table for /v1/embeddings ----------------------------------------
+
+
+def embedding_answer(**overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": 0, "embedding": [0.25, -0.5, 0.125]},
+            {"object": "embedding", "index": 1, "embedding": [0.5, 0.25, -0.75]},
+        ],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 7, "total_tokens": 7},
+    }
+    return data | overrides
+
+
+def embedding_base(server: RecordingServer, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": "openai/text-embedding-3-small",
+        "input": ["first text", "second"],
+        "api_base": server.base_url,
+        "api_key": KEY,
+        **extra,
+    }
+
+
+# name -> (request extras, environment), as REQUEST_CASES
+EMBEDDING_REQUEST_CASES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
+    "plain": ({}, {}),
+    "one_string": ({"input": "just one"}, {}),
+    "token_ids": ({"input": [[1, 2, 3], [4]]}, {}),
+    "dimensions_user_format": ({"dimensions": 3, "user": "u1", "encoding_format": "float"}, {}),
+    "none_values_not_sent": ({"dimensions": None, "user": None}, {}),
+    "bare_model_name": ({"model": "text-embedding-ada-002"}, {}),
+    "chat_model_name": ({"model": "openai/gpt-4o-mini"}, {}),
+    "extra_headers_and_body": (
+        {"extra_headers": {"X-Team": "blue"}, "extra_body": {"truncate": "END"}},
+        {},
+    ),
+    "base_url_key_and_organization_from_env": (
+        {"api_base": None, "api_key": None},
+        {"OPENAI_BASE_URL": "{base}", "OPENAI_API_KEY": "sk-env", "OPENAI_ORGANIZATION": "org-e"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(EMBEDDING_REQUEST_CASES))
+def test_both_transports_send_the_same_embedding_request(server, transports, monkeypatch, case):
+    extras, environment = EMBEDDING_REQUEST_CASES[case]
+    for name in ("OPENAI_BASE_URL", "OPENAI_API_BASE", "OPENAI_API_KEY", "OPENAI_ORGANIZATION"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value.format(base=server.base_url))
+    server.reply = Reply(body=json.dumps(embedding_answer()).encode(), headers=ANSWER_HEADERS)
+    request = _without_none_routing(embedding_base(server, **extras))
+    assert lean_request(request)
+
+    sent = send_both(server, transports, request)
+
+    (lite, _), (lean, _) = sent["litellm"], sent["http"]
+    assert lean.path == lite.path == "/v1/embeddings"
+    assert lean.body == lite.body
+    assert _compared(lean.headers) == _compared(lite.headers)
+
+
+EMBEDDING_ANSWER_CASES = {
+    "floats": embedding_answer(),
+    "base64": embedding_answer(
+        data=[{"object": "embedding", "index": 0, "embedding": "AACAPgAAAL8AAAA+"}]
+    ),
+    "no_usage": {k: v for k, v in embedding_answer().items() if k != "usage"},
+    "other_model_answers": embedding_answer(model="text-embedding-3-small-v2"),
+}
+
+
+@pytest.mark.parametrize("case", list(EMBEDDING_ANSWER_CASES))
+def test_both_transports_return_the_same_embeddings(server, transports, case):
+    body = json.dumps(EMBEDDING_ANSWER_CASES[case]).encode()
+    server.reply = Reply(body=body, headers=ANSWER_HEADERS)
+    extra = {"encoding_format": "base64"} if case == "base64" else {}
+
+    sent = send_both(server, transports, embedding_base(server, **extra))
+
+    (_, lite), (_, lean) = sent["litellm"], sent["http"]
+    assert type(lean) is type(lite) is litellm.EmbeddingResponse
+    assert _read_embeddings(lean) == _read_embeddings(lite)
+
+
+def _read_embeddings(response: Any) -> dict[str, Any]:
+    """What the library (``embed``, the tracker, the batch output) and its users read."""
+    headers = response_headers(response)
+    return {
+        "dumped": response.model_dump(),
+        "usage": Usage.of(response),
+        "headers": {k: v for k, v in headers.items() if k not in ("date", "content-length")},
+        "cost": response._hidden_params["response_cost"],
+        "raw_headers": sorted(response._hidden_params["additional_headers"]),
+        "provider": response._hidden_params["custom_llm_provider"],
+        "api_base": response._hidden_params["api_base"],
+    }
+
+
+@pytest.mark.parametrize("case", ["400", "401", "429_with_headers", "500", "timeout"])
+def test_both_transports_raise_the_same_embedding_errors(server, transports, case):
+    reply, expected = ERROR_CASES[case]
+    server.reply = reply
+    outcomes = {}
+    for name, transport in transports.items():
+        with pytest.raises(errors.LLMAPIClientError) as caught:
+            transport.complete(embedding_base(server), timeout=1.0)
+        outcomes[name] = _read_error(caught.value)
+
+    assert outcomes["http"] == outcomes["litellm"]
+    assert outcomes["http"]["class"] is expected
+
+
+@pytest.mark.parametrize(
+    "extras",
+    [
+        {"model": "cohere/embed-english-v3.0"},
+        {"input_type": "search_query"},
+        {"encoding_format": "float", "aws_region_name": "x"},
+        {"organization": "org-1"},
+        {"api_base": "http://user:pw@127.0.0.1/v1"},
+    ],
+    ids=lambda extras: "-".join(extras),
+)
+def test_embedding_requests_the_lean_path_does_not_reproduce_stay_on_litellm(extras):
+    request = {"model": "text-embedding-3-small", "input": ["a"]}
+    assert lean_request(request)
+    assert not lean_request(request | extras)
 
 
 # -- which transport sends -----------------------------------------------------------------

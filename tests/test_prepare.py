@@ -77,7 +77,15 @@ def request(**params: Any) -> dict[str, Any]:
         (request(top_p=[1]), "'top_p'"),
         (request(seed=1.5), "'seed'"),
         (request(stream="yes"), "'stream'"),
-        (request(stream=True), "'stream' must be False: streamed answers are not supported"),
+        (request(stream_options=["usage"]), "'stream_options' must be a dict"),
+        ({"model": "text-embedding-3-small", "input": []}, "'input' must be a non-empty string"),
+        ({"model": "text-embedding-3-small", "input": ""}, "'input' must be non-empty strings"),
+        ({"model": "text-embedding-3-small", "input": ["a", 1]}, "'input' must be non-empty"),
+        ({"model": "text-embedding-3-small", "input": ["a"] * 2049}, "at most 2048 inputs"),
+        ({"model": "text-embedding-3-small", "input": None}, "'input' must be"),
+        ({"model": "text-embedding-3-small", "input": "a", "stream": True}, "cannot be streamed"),
+        ({"model": "text-embedding-3-small", "input": "a", "dimensions": 0}, "'dimensions'"),
+        ({"model": "text-embedding-3-small", "input": "a", "encoding_format": "hex"}, "'float'"),
         (request(stop=5), "'stop'"),
         (request(stop=["a", 1]), "'stop'"),
         (request(tools={"type": "function"}), "'tools'"),
@@ -326,21 +334,44 @@ def test_per_request_api_base_key_timeout_and_headers_reach_the_provider(recorde
 
 
 @pytest.mark.parametrize("processes", [0, 2], ids=["threads", "processes"])
-def test_a_streamed_request_is_refused_unsent_and_the_batch_goes_on(processes: int) -> None:
-    # litellm answers stream=True with a chunk iterator: the thread backend crashed storing it
-    # (every result lost), the process backend could not pickle it (a paid answer lost).
+def test_a_streamed_request_is_answered_whole_and_timed(processes: int) -> None:
+    # litellm answers stream=True with a chunk iterator, which neither pickles back from a
+    # worker process nor can be stored: the worker reads it whole and returns one response.
     answer = functools.partial(litellm.completion, mock_response="A canned answer.")
     batch = [request(), request(stream=True), request(stream=False)]
 
-    with APIClient(processes=processes, completion=answer) as client:
-        responses = client.make_requests(batch)
+    with APIClient(processes=processes, completion=answer) as client, client.stream(batch) as s:
+        results = sorted(s, key=lambda result: result.index)
 
-    assert [r.choices[0].message.content if r else None for r in responses] == [
-        "A canned answer.",
-        None,
-        "A canned answer.",
+    assert [r.response.choices[0].message.content for r in results] == ["A canned answer."] * 3
+    assert type(results[1].response) is litellm.ModelResponse
+    assert [r.usage.time_to_first_token is not None for r in results if r.usage] == [
+        False,
+        True,
+        False,
     ]
-    error = client.last_errors[1]
-    assert isinstance(error, InvalidRequestError) and "'stream' must be False" in str(error)
-    assert str(error).endswith("not bool True")
-    assert client.tracker.num_api_calls == 2  # the streamed one was never sent
+    assert client.tracker.stream_timings().calls == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "tokens"),
+    [
+        ("one two three", 3),
+        (["one two three", "four"], 4),
+        ([5, 6, 7], 3),
+        ([[5, 6], [7]], 3),
+    ],
+)
+def test_an_embedding_request_costs_its_input_tokens_and_no_output(raw: Any, tokens: int) -> None:
+    prepared = prepare_request({"model": "text-embedding-3-small", "input": raw}, index=4)
+    assert prepared.cost == Cost(input_tokens=tokens, output_tokens=0)
+    assert prepared.request == {"model": "text-embedding-3-small", "input": raw}
+
+
+def test_a_streamed_request_asks_for_its_usage_where_the_model_takes_stream_options() -> None:
+    openai = prepare_request(request(stream=True), index=0).request
+    assert openai["stream_options"] == {"include_usage": True}
+    chosen = prepare_request(request(stream=True, stream_options={}), index=0).request
+    assert chosen["stream_options"] == {}
+    claude = {"model": "claude-3-5-haiku-20241022", "messages": MESSAGES, "stream": True}
+    assert "stream_options" not in prepare_request(claude, index=0).request

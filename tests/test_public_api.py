@@ -98,6 +98,12 @@ def test_the_seed_request_helpers_work():
     client.close()
 
 
+def test_version_info_is_a_tuple_of_the_version_numbers():
+    info = llm_api_client.__version_info__
+    assert isinstance(info, tuple) and all(isinstance(part, int) for part in info)
+    assert ".".join(map(str, info)) == llm_api_client.__version__
+
+
 def test_errors_are_grouped_by_cause():
     from llm_api_client import errors
 

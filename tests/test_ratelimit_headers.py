@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+from typing import Any
 
 import pytest
 
@@ -173,3 +174,20 @@ def test_what_a_429_says_about_waiting(
     info = parse_rate_limit_headers(headers, now=NOW)
     assert info.retry_after == retry_after
     assert info.resets == pytest.approx(resets)
+
+
+def test_headers_are_normalized_once_per_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every answer's headers are parsed: the retry-after reading reuses the normalized ones."""
+    from llm_api_client.ratelimit import headers as module
+
+    calls = []
+    real = module.normalize_headers
+
+    def counted(raw: Any) -> dict[str, str]:
+        calls.append(raw)
+        return real(raw)
+
+    monkeypatch.setattr(module, "normalize_headers", counted)
+    info = parse_rate_limit_headers({"Retry-After-Ms": "1500", "x-ratelimit-limit-requests": "60"})
+    assert (info.retry_after, info.limits) == (1.5, {"requests": 60.0})
+    assert len(calls) == 1

@@ -29,6 +29,7 @@ from llm_api_client.ratelimit import (
     Turn,
 )
 from llm_api_client.ratelimit.store import LockedStore
+from tests.redis_server import fresh_key, shared_server
 
 START = 1_000_000.0
 
@@ -63,7 +64,14 @@ STORES: dict[str, MakeStore] = {
     "shared_memory": lambda limits, clock, **options: SharedMemoryStore(
         limits, clock=clock, **options
     ),
+    "redis": lambda limits, clock, **options: _redis_store(limits, clock, **options),
 }
+
+
+def _redis_store(limits: Limits, clock: Callable[[], float], **options: Any) -> QuotaStore:
+    from llm_api_client.ratelimit.redis_store import RedisStore
+
+    return RedisStore(limits, shared_server().url, fresh_key(), clock=clock, **options)
 
 
 @pytest.fixture(params=list(STORES))

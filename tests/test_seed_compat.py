@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime
+from unittest.mock import patch
 
 import pytest
 
@@ -95,3 +96,37 @@ def test_details_reports_the_thread_ceiling_when_max_workers_follows_latency(
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
     with APIClient(rpm, None, processes=processes) as client:
         assert client.details["max_workers"] == ceiling
+
+
+def test_a_patched_litellm_completion_sees_exactly_the_users_request(monkeypatch):
+    # 0.1.8's own tests patch litellm.completion and assert one call per request: the
+    # warm-up must not go through the patched function (made to run again here).
+    import litellm
+
+    from llm_api_client.providers import warmup
+
+    monkeypatch.setattr(warmup, "_warmed", False)
+    monkeypatch.setattr(warmup, "_types_built", False)
+
+    answer = litellm.ModelResponse(
+        choices=[{"message": {"role": "assistant", "content": "hi"}}],
+        usage={"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    )
+    request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    with (
+        patch("litellm.completion", return_value=answer) as completion,
+        APIClient(processes=0) as client,
+    ):
+        (response,) = client.make_requests([{**request, "api_key": "sk-test"}])
+    assert response.choices[0].message.content == "hi"
+    completion.assert_called_once()
+    assert completion.call_args.kwargs["messages"] == request["messages"]
+
+
+def test_remove_unsupported_params_drops_temperature_for_o_series():
+    request = {"model": "openai/o3-mini", "messages": [], "temperature": 0.2, "max_tokens": 9}
+    assert APIClient(processes=0).remove_unsupported_params(request) == {
+        "model": "openai/o3-mini",
+        "messages": [],
+        "max_tokens": 9,
+    }

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from llm_api_client import APIClient
-from llm_api_client._constants import ASSUMED_LATENCY_SECONDS, MIN_THREADS
-from llm_api_client.engine.sizing import FixedWindow, LatencyWindow
-from llm_api_client.ratelimit.base import Cost
+from llm_api_client._constants import (
+    ASSUMED_LATENCY_SECONDS,
+    CALLS_PER_SECOND_PER_PROCESS,
+    LEAN_CALLS_PER_SECOND_PER_PROCESS,
+    MIN_THREADS,
+)
+from llm_api_client.engine.execution import ExecutionConfig
+from llm_api_client.engine.runtime import Runtime
+from llm_api_client.engine.sizing import FixedWindow, LatencyWindow, calls_per_second_per_process
+from llm_api_client.providers import http_transport
+from llm_api_client.providers.http_transport import AutoTransport, HTTPTransport
+from llm_api_client.providers.litellm_transport import FunctionTransport, LiteLLMTransport
+from llm_api_client.ratelimit.base import Cost, Limits
 from llm_api_client.records import UsageRecord
 from tests.fakes import FakeCompletion, chat
 
@@ -107,3 +119,44 @@ def test_fixed_window_ignores_what_it_is_told():
     window.dispatched(Cost(input_tokens=10_000))
     window.finished(answered(30.0))
     assert window.size == 5
+
+
+# -- processes=None: the rule depends on what one process serves on the transport -------------
+
+
+@pytest.mark.parametrize(
+    ("rpm", "batch", "litellm_processes", "lean_processes"),
+    [
+        (60_000, 499, 0, 0),  # a small batch stays in-process on either
+        (9_000, 500, 0, 0),  # 150/s: one process serves it either way
+        (18_000, 500, 2, 0),  # 300/s: two processes for litellm, one for the lean path
+        (36_000, 500, 4, 2),  # 600/s
+        (60_000, 500, 4, 4),  # 1,000/s: capped at the cores
+        (None, 500, 4, 4),  # no limit: one per core
+    ],
+)
+def test_default_processes_per_transport(
+    monkeypatch: pytest.MonkeyPatch,
+    rpm: float | None,
+    batch: int,
+    litellm_processes: int,
+    lean_processes: int,
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    found = [
+        Runtime(Limits(rpm), ExecutionConfig(transport=transport)).processes_for(batch)
+        for transport in (LiteLLMTransport(), AutoTransport())
+    ]
+    assert found == [litellm_processes, lean_processes]
+
+
+def test_what_one_process_serves_on_each_transport(monkeypatch: pytest.MonkeyPatch) -> None:
+    lean, litellm_rate = LEAN_CALLS_PER_SECOND_PER_PROCESS, CALLS_PER_SECOND_PER_PROCESS
+    assert lean > litellm_rate
+    assert calls_per_second_per_process(LiteLLMTransport()) == litellm_rate
+    assert calls_per_second_per_process(FunctionTransport(lambda **kw: None)) == litellm_rate
+    assert calls_per_second_per_process(HTTPTransport()) == lean
+    assert calls_per_second_per_process(AutoTransport()) == lean
+    # A user's litellm callback, cache or patch sends everything through litellm.
+    monkeypatch.setattr(http_transport, "litellm_is_customised", lambda: True)
+    assert calls_per_second_per_process(AutoTransport()) == litellm_rate

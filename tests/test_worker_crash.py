@@ -13,9 +13,13 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from llm_api_client import APIClient
 from llm_api_client.errors import WorkerCrashedError
 from tests.fakes import chat, last_user_text, make_response
+
+pytestmark = pytest.mark.processes
 
 POISON = "#poison"
 

@@ -24,6 +24,7 @@ class Plan:
     tpm_requests: int
     stream_sizes: tuple[int, ...]
     rounds: int = 1
+    lean_processes: tuple[int, ...] = (0,)  # this library on its lean transport (the default)
 
 
 FULL = Plan(
@@ -54,9 +55,17 @@ QUICK = Plan(
 
 
 def ours(processes: int) -> str:
-    """The variant label of this library at ``processes`` worker processes."""
+    """The variant label of this library at ``processes`` worker processes, every request on
+    the litellm transport (the variant issues 3 and 5 set targets for)."""
     return f"ours processes={processes}"
 
 
+def lean(processes: int) -> str:
+    """The variant label of this library with its default transport ("auto"), which sends the
+    benchmark's plain OpenAI-compatible requests through the lean HTTP path."""
+    return f"ours lean transport processes={processes}"
+
+
 BARE = "bare ThreadPoolExecutor"
+AIOHTTP = "raw aiohttp client"
 SEED = "seed 0.1.8"

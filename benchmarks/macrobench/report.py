@@ -59,7 +59,7 @@ def _markdown_line(cells: list[str]) -> str:
 
 def throughput_lines(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
     headers = ["latency", "variant", "threads", "req/s", "rounds req/s", "x seed", "x 1 proc"]
-    headers += ["CPU ms/req", "x bare CPU", "check"]
+    headers += ["CPU ms/req", "x bare CPU", "x aiohttp CPU", "check"]
 
     def line(r: Row) -> list[str]:
         key = [f"{r['latency_ms']} ms", r["variant"], str(r["concurrency"])]
@@ -73,6 +73,7 @@ def throughput_lines(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
             fmt(r["x_p1_rps"], ".2f", "x"),
             fmt(r["cpu_ms_per_request"], ".2f"),
             fmt(r["x_bare_cpu"], ".2f", "x"),
+            fmt(r.get("x_floor_cpu"), ".2f", "x"),
             mark(r),
         ]
 

@@ -1,7 +1,9 @@
 """Section "throughput": requests/s and CPU per request with no limits, at several latencies.
 
-Variants: ours at every ``plan.processes``, a bare ``ThreadPoolExecutor`` calling
-``litellm.completion`` and the seed, all at one concurrency per latency. Each variant runs
+Variants: ours on the litellm transport at every ``plan.processes``, ours on the default
+transport (the lean HTTP path for these requests) at ``plan.lean_processes``, a bare
+``ThreadPoolExecutor`` calling ``litellm.completion``, a raw aiohttp client (the floor:
+``aiohttp_floor.py``) and the seed, all at one concurrency per latency. Each variant runs
 ``plan.rounds`` times, the rounds interleaving the variants; a row reports the median of its
 rounds (req/s and CPU alike) and lists every round, a failed one failing the row's check.
 """
@@ -14,15 +16,25 @@ from typing import Any
 
 from llm_api_client.simulator import Simulator
 from macrobench import checks
-from macrobench.plan import BARE, SEED, UNLIMITED_RPM, UNLIMITED_TPM, Plan, ours
+from macrobench.plan import AIOHTTP, BARE, SEED, UNLIMITED_RPM, UNLIMITED_TPM, Plan, lean, ours
 from macrobench.runner import Runner
 
 ROUND_TIMEOUT_SECONDS = 900
 
 
+# Kinds whose batches have no tracker to check against the simulator's counts.
+UNTRACKED = ("bare", "aiohttp")
+
+
 def variants(plan: Plan) -> list[tuple[str, dict[str, Any]]]:
-    out = [(ours(p), {"kind": "ours", "processes": p}) for p in plan.processes]
-    return [*out, (BARE, {"kind": "bare"}), (SEED, {"kind": "seed"})]
+    out = [(ours(p), ours_spec(p, "litellm")) for p in plan.processes]
+    out += [(lean(p), ours_spec(p, "auto")) for p in plan.lean_processes]
+    floors = [(BARE, {"kind": "bare"}), (AIOHTTP, {"kind": "aiohttp"})]
+    return [*out, *floors, (SEED, {"kind": "seed"})]
+
+
+def ours_spec(processes: int, transport: str) -> dict[str, Any]:
+    return {"kind": "ours", "processes": processes, "transport": transport}
 
 
 def run(plan: Plan, runner: Runner) -> list[dict[str, Any]]:
@@ -76,6 +88,7 @@ def _round(
             "tpm": UNLIMITED_TPM,
             "max_tokens": 16,
             "processes": extra.get("processes"),
+            "transport": extra.get("transport"),
         }
         for latency, sim in sims.items()
     ]
@@ -98,7 +111,8 @@ def summarize(runs: list[dict[str, Any]], kind: str, n: int) -> dict[str, Any]:
         return {"error": "; ".join(lost) or "no round ran"}
     rps = [r["n"] / r["wall"] for r in good]
     cpu = [1000 * r["cpu"] / r["n"] for r in good]
-    batches = [checks.batch_check(r, checks.take_stats(r), tracked=kind != "bare") for r in good]
+    tracked = kind not in UNTRACKED
+    batches = [checks.batch_check(r, checks.take_stats(r), tracked=tracked) for r in good]
     return {
         "requests": n * len(runs),
         "answered": sum(r["ok"] for r in good),
@@ -120,12 +134,14 @@ def ratio(row: dict[str, Any] | None, other: dict[str, Any] | None, key: str) ->
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
-    """Per latency: each row's req/s / the seed's, CPU / the bare pool's, req/s / 1 process's."""
+    """Per latency: each row's req/s / the seed's, CPU / the bare pool's and / the raw aiohttp
+    floor's, req/s / 1 process's."""
     for latency in {r["latency_ms"] for r in rows}:
         same = {r["variant"]: r for r in rows if r["latency_ms"] == latency}
         seed, bare, one = same.get(SEED), same.get(BARE), same.get(ours(1))
         for r in same.values():
             r["x_seed_rps"] = ratio(r, seed, "rps")
             r["x_bare_cpu"] = ratio(r, bare, "cpu_ms_per_request")
+            r["x_floor_cpu"] = ratio(r, same.get(AIOHTTP), "cpu_ms_per_request")
             more = (r.get("processes") or 0) > 1
             r["x_p1_rps"] = ratio(r, one, "rps") if more else None

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from macrobench import ratelimit
-from macrobench.plan import BARE, FULL, SEED, ours
+from macrobench.plan import BARE, FULL, SEED, lean, ours
 from macrobench.throughput import ratio
 
 Row = dict[str, Any]
@@ -21,6 +21,9 @@ Row = dict[str, Any]
 SEED_SPEEDUP = 1.8  # ours (all processes) >= 1.8x the seed's req/s at the same concurrency
 CPU_OVER_BARE = 1.15  # ours' CPU per request <= 1.15x a bare thread pool's
 TWO_OVER_ONE = 1.3  # 2 processes >= 1.3x the req/s of 1
+# Issue 17: at 0 ms latency, the default (lean) transport at processes=0 spends <= 0.2x the CPU
+# per request of a bare litellm pool.
+LEAN_CPU_OVER_BARE = 0.2
 MAX_SHARE_429 = 0.005  # at most 0.5% of requests answered 429 at the limit
 MIN_SHARE_OF_LIMIT = 0.94  # at least 94% of the limit's throughput, steady part
 # "Memory does not grow with the batch": the allowance of bench_run_memory.py.
@@ -86,8 +89,17 @@ def throughput_verdicts(rows: list[Row]) -> list[Verdict]:
     out = []
     for latency in FULL.latencies:
         here = {r["variant"]: r for r in rows if r["latency_ms"] == latency}
-        out += [replace(v, target=f"{latency} ms: {v.target}") for v in _one_latency(here)]
+        found = _one_latency(here)
+        if latency == 0:
+            found.append(_lean(here))
+        out += [replace(v, target=f"{latency} ms: {v.target}") for v in found]
     return out
+
+
+def _lean(here: dict[str, Row]) -> Verdict:
+    target = f"{lean(0)} CPU/req <= {LEAN_CPU_OVER_BARE}x bare"
+    cheap = _at_most(LEAN_CPU_OVER_BARE)
+    return _ratio(target, here, lean(0), BARE, "cpu_ms_per_request", cheap)
 
 
 def _one_latency(here: dict[str, Row]) -> list[Verdict]:

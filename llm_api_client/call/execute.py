@@ -15,6 +15,7 @@ It is a picklable frozen dataclass, made in a worker and merged into the tracker
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,8 +30,9 @@ from llm_api_client.call.retry import RetryPolicy
 from llm_api_client.engine.messages import Outcome
 from llm_api_client.providers.answers import Usage, response_headers
 from llm_api_client.providers.base import Transport
-from llm_api_client.providers.pricing import cost_of
+from llm_api_client.providers.pricing import cost_of, is_priced
 from llm_api_client.providers.settlement import refund_for, settles_on_actual_usage
+from llm_api_client.providers.streaming import StreamTiming, stream_timing
 from llm_api_client.providers.translate import translate_exception
 from llm_api_client.ratelimit.base import Admission, Cost, RateLimiter
 from llm_api_client.ratelimit.headers import parse_rate_limit_headers
@@ -64,15 +66,25 @@ def execute(
     model = str(request.get("model", "")) if model is None else model
     attempts = _Attempts(request, index, cost, limiter, transport, clock, max_delay)
     attempts.model, attempts.provider = model, provider
-    response: Any = None
     try:
-        for attempt in policy.retrying(sleep):
-            with attempt:
-                response = attempts.send()
+        response = _send(attempts, policy, sleep)
     except errors.LLMAPIClientError as error:
         return attempts.outcome(None, error)
     _settle(limiter, cost, model, provider, response)
     return attempts.outcome(response, None)
+
+
+def _send(attempts: _Attempts, policy: RetryPolicy, sleep: Callable[[float], None]) -> Any:
+    """The response of the last attempt; its error, raised, when every attempt failed."""
+    if policy.max_retries == 0:
+        # One attempt and nothing to wait for: the tenacity loop would add ~7% to the CPU of a
+        # request on the lean transport (benchmarks/overhead_profile.py) and change nothing.
+        return attempts.send()
+    response: Any = None
+    for attempt in policy.retrying(sleep):
+        with attempt:
+            response = attempts.send()
+    return response
 
 
 class _Attempts:
@@ -174,17 +186,30 @@ def _record(
     model, provider = attempts.model, attempts.provider
     priced = usage.prompt or usage.completion
     cost = cost_of(model, usage.prompt, usage.completion, usage.cached, provider) if priced else 0.0
-    return UsageRecord.of(
+    record = UsageRecord.of(
         attempts.index,
         model,
         usage,
         provider=provider,
         cost=cost,
+        unpriced=bool(priced) and not is_priced(model, provider),
         response_time=attempts.response_time,
         attempts=attempts.sent,
         rate_limited=attempts.rate_limited,
         error=error,
         finished_at=time.time(),
+    )
+    timing = stream_timing(response)  # None unless the answer was streamed
+    return record if timing is None else _with_timing(record, timing)
+
+
+def _with_timing(record: UsageRecord, timing: StreamTiming) -> UsageRecord:
+    per_token = timing.per_token(record.completion_tokens)
+    return dataclasses.replace(
+        record,
+        time_to_first_token=timing.first_token,
+        time_per_output_token=per_token,
+        output_tokens_per_second=1.0 / per_token if per_token else None,
     )
 
 

@@ -12,7 +12,15 @@ import argparse
 from typing import Any
 
 from llm_api_client import _settings
-from llm_api_client.cli.options import COUNT, NON_NEGATIVE, number
+from llm_api_client.cli.options import (
+    COUNT,
+    NON_NEGATIVE,
+    add_log_level,
+    add_quiet,
+    add_rate_limits,
+    configure_logging,
+    number,
+)
 
 DEMO_MODEL = "openai/gpt-4o-mini"
 
@@ -22,14 +30,15 @@ def register(subparsers: Any) -> None:
         "demo", help="run a few thousand requests against the embedded simulator"
     )
     add = parser.add_argument
-    add("--requests", type=number(COUNT), default=3_000, help="how many (default 3000)")
-    per_minute = number(_settings.PER_MINUTE)
-    add("--rpm", type=per_minute, default=12_000, help="simulator's and client's RPM")
-    add("--tpm", type=per_minute, default=2_000_000, help="simulator's and client's TPM")
+    add("--requests", type=number(COUNT), default=3_000, help="how many requests to send")
+    whose = "the simulator enforces and the client paces itself to"
+    limits = {"requests": 12_000, "tokens": 2_000_000}
+    add_rate_limits(parser, _settings.PER_MINUTE, **limits, whose=whose)
     processes = number(_settings.PROCESSES)
-    add("--processes", type=processes, default=2, help="worker processes (default 2)")
+    add("--processes", type=processes, default=2, help="the client's worker processes")
     add("--latency-ms", type=number(NON_NEGATIVE), default=50.0, help="simulated latency")
-    add("--quiet", action="store_true", help="only the final summary")
+    add_quiet(parser, "print only the final summary")
+    add_log_level(parser)
     parser.set_defaults(func=run_demo)
 
 
@@ -50,9 +59,11 @@ def run_demo(args: argparse.Namespace) -> int:
     from llm_api_client.jobs.progress import Progress
     from llm_api_client.simulator import Simulator
 
-    with Simulator(rpm=args.rpm, tpm=args.tpm, latency_ms=args.latency_ms, process=True) as sim:
-        print(f"simulator at {sim.base_url}: {args.rpm} RPM, {args.tpm} TPM, enforced per second")
-        with APIClient(args.rpm, args.tpm, processes=args.processes) as client:
+    configure_logging(args.log_level)
+    rpm, tpm = args.max_requests_per_minute, args.max_tokens_per_minute
+    with Simulator(rpm=rpm, tpm=tpm, latency_ms=args.latency_ms, process=True) as sim:
+        print(f"simulator at {sim.base_url}: {rpm} RPM, {tpm} TPM, enforced per second")
+        with APIClient(rpm, tpm, processes=args.processes) as client:
             stream = client.stream(demo_requests(args.requests, sim.base_url), max_retries=2)
             with Progress(total=args.requests, quiet=args.quiet) as progress:
                 for result in stream:

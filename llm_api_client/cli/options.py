@@ -20,6 +20,11 @@ __all__ = [
     "NON_NEGATIVE",
     "NON_NEGATIVE_INT",
     "PORT",
+    "DefaultsFormatter",
+    "add_log_level",
+    "add_quiet",
+    "add_rate_limits",
+    "configure_logging",
     "model_limit",
     "number",
 ]
@@ -52,6 +57,81 @@ def _parse(text: str, integer: bool) -> float | None:
         except ValueError:
             pass
     return None
+
+
+# ------------------------------------------------------------------ flags shared by commands
+# One spelling per setting in every command: the long form is the Python API's parameter name,
+# with a short alias where one is common (--rpm). ``DefaultsFormatter`` ends each help with the
+# default.
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Ends a flag's help with ``(default: <value>)``.
+
+    A flag whose default is ``None`` says in its own help what happens then (``(default:
+    automatic)``); a switch (``--quiet``, ``--no-sanitize``) is off unless given.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        unshown = action.default in (None, argparse.SUPPRESS) or action.nargs == 0
+        if "(default" in text or unshown or not action.option_strings:
+            return text
+        return text + " (default: %(default)s)"
+
+
+def add_rate_limits(
+    parser: argparse.ArgumentParser,
+    rule: Number,
+    *,
+    requests: int | None,
+    tokens: int | None,
+    whose: str,
+) -> None:
+    """``--max-requests-per-minute``/``--rpm`` and ``--max-tokens-per-minute``/``--tpm``."""
+    add = parser.add_argument
+    add(
+        "--max-requests-per-minute",
+        "--rpm",
+        dest="max_requests_per_minute",
+        type=number(rule),
+        default=requests,
+        metavar="N",
+        help=f"requests per minute {whose}",
+    )
+    add(
+        "--max-tokens-per-minute",
+        "--tpm",
+        dest="max_tokens_per_minute",
+        type=number(rule),
+        default=tokens,
+        metavar="N",
+        help=f"tokens (prompt + maximum output) per minute {whose}",
+    )
+
+
+def add_quiet(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help=what)
+
+
+def add_log_level(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default="WARNING",
+        help="what the library logs on stderr",
+    )
+
+
+def configure_logging(level: str) -> None:
+    """Show the library's log records of ``level`` and above on stderr."""
+    import logging
+
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("llm_api_client").setLevel(level)
 
 
 def model_limit(text: str) -> tuple[str, dict[str, float]]:

@@ -20,6 +20,7 @@ from llm_api_client.cli.options import (
     NON_NEGATIVE,
     NON_NEGATIVE_INT,
     PORT,
+    add_rate_limits,
     number,
 )
 from llm_api_client.errors import ConfigurationError
@@ -36,16 +37,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add = parser.add_argument
     non_negative, fraction = number(NON_NEGATIVE), number(FRACTION)
-    add("--host", default=defaults.host, help="address to listen on (default %(default)s)")
-    port_help = "port; 0 picks a free one (default %(default)s)"
+    add("--host", default=defaults.host, help="address to listen on")
+    port_help = "port; 0 picks a free one"
     add("--port", type=number(PORT), default=8000, help=port_help)
-    add("--rpm", type=non_negative, default=None, help="requests per minute (0: unlimited)")
-    add("--tpm", type=non_negative, default=None, help="tokens per minute (0: unlimited)")
+    whose = "the simulator admits; 0: unlimited (default: unlimited)"
+    add_rate_limits(parser, NON_NEGATIVE, requests=None, tokens=None, whose=whose)
     add(
         "--window-seconds",
         type=number(_settings.POSITIVE_SECONDS),
         default=defaults.window_seconds,
-        help="limits are enforced over windows this long (default %(default)s)",
+        help="limits are enforced over windows this long",
     )
     add("--latency-ms", type=non_negative, default=0.0, help="delay before each answer")
     add("--jitter-ms", type=non_negative, default=0.0, help="uniform +/- jitter on the delay")
@@ -54,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--fail-status",
         type=number(HTTP_ERROR_STATUS),
         default=defaults.fail_status,
-        help="status of those failures (default %(default)s)",
+        help="status of those failures",
     )
     add("--drop-rate", type=fraction, default=0.0, help="fraction of connections closed unanswered")
     add("--hang-rate", type=fraction, default=0.0, help="fraction of requests never answered")
@@ -62,26 +63,32 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--context-window",
         type=number(NON_NEGATIVE_INT),
         default=defaults.context_window,
-        help="prompt + max_tokens above this draws 400; 0 disables (default %(default)s)",
+        help="prompt + max_tokens above this draws 400; 0 disables",
     )
     add(
         "--completion-tokens",
         type=number(COUNT),
         default=defaults.completion_tokens,
-        help="answer length in tokens, at most max_tokens (default %(default)s)",
+        help="answer length in tokens, at most max_tokens",
     )
-    add("--seed", type=int, default=None, help="seed of the fault and jitter draws")
+    seed_help = "seed of the fault and jitter draws (default: a new one each run)"
+    add("--seed", type=int, default=None, help=seed_help)
     add(
         "--stream-token-delay-ms",
         type=non_negative,
         default=defaults.stream_token_delay_ms,
-        help="streamed answers: delay between two output tokens (default %(default)s)",
+        help="streamed answers: delay between two output tokens",
     )
     add(
         "--embedding-dimensions",
         type=number(COUNT),
         default=defaults.embedding_dimensions,
-        help="length of the vectors /v1/embeddings returns (default %(default)s)",
+        help="length of the vectors /v1/embeddings returns",
+    )
+    add(
+        "--api-key",
+        default=None,
+        help="answer 401 to requests without this bearer key (default: any key is accepted)",
     )
     parser.set_defaults(func=run)
 
@@ -90,8 +97,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     return SimulatorConfig(
         host=args.host,
         port=args.port,
-        rpm=args.rpm,
-        tpm=args.tpm,
+        rpm=args.max_requests_per_minute,
+        tpm=args.max_tokens_per_minute,
         window_seconds=args.window_seconds,
         latency_ms=args.latency_ms,
         jitter_ms=args.jitter_ms,
@@ -104,6 +111,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         seed=args.seed,
         stream_token_delay_ms=args.stream_token_delay_ms,
         embedding_dimensions=args.embedding_dimensions,
+        api_key=args.api_key,
     )
 
 

@@ -40,12 +40,15 @@ Who does what:
   forgets them. New backends and stores register there.
 - The coordinator (``coordinator.BatchStream``, in the caller's thread): reads the caller's
   iterable a window at a time; prepares each request (a malformed one fails here, unsent);
-  applies the spend cap; resolves model and provider once; dispatches; collects outcomes,
-  re-dispatches the requests of a dead worker once (then ``WorkerCrashedError``); adds each
-  usage record to the tracker; yields ``Result`` objects, in input order if asked; enforces
-  the batch timeout.
-- A worker process (``worker``, started by ``processes.ProcessBackend``, forked so that it
-  inherits the limiter's shared memory): reads ``CallItem``s from its task pipe into a thread
+  answers it from the response cache when it can (``llm_api_client.cache``: never sent, never
+  budgeted) and stores each answer there; fails it unsent when its key was stopped, and holds an
+  unproven key's requests back (``keyguard``); applies the spend cap; resolves model and
+  provider once; dispatches; collects outcomes, re-dispatches the requests of a dead worker
+  once (then ``WorkerCrashedError``); adds each usage record to the tracker; yields ``Result``
+  objects, in input order if asked; enforces the batch timeout.
+- A worker process (``worker``, started by ``processes.ProcessBackend``: forked on Linux,
+  inheriting the limiter's shared memory; spawned elsewhere or when asked, mapping it by name,
+  see ``start_method``): reads ``CallItem``s from its task pipe into a thread
   pool, sends each ``Outcome`` as soon as it is known, ignores Ctrl-C, and exits when its parent
   dies (unlinking the shared memory the parent can no longer unlink).
 - A worker thread (``execution.run_item`` → ``call.execute``): one request from admission to
@@ -54,6 +57,10 @@ Who does what:
 - ``threads.ThreadBackend`` replaces the worker processes for small batches and limits one
   process can serve: the same per-request code on daemon threads of the calling process, over a
   ``LocalStore`` the runtime keeps across batches; no processes, no shared memory.
+- ``ray_backend.RayBackend`` (``backend="ray"``, issue 16) replaces them with Ray actors, each
+  the same per-request code on its threads, over a ``ratelimit.cluster_store.ClusterStore`` (a
+  quota held by one Ray actor) or the store ``rate_limit_store`` names; Ray's restarts and
+  retries are off, a dead actor's items come back through ``lost()`` like a dead worker's.
 
 When a batch is abandoned (``close()``, ``break``, Ctrl-C, the timeout, an error in the caller's
 requests) nothing more is sent: workers are killed; threads stop waiting for the limiter or a
@@ -64,5 +71,8 @@ Modules: ``runtime`` (backend and store, their lifecycle), ``coordinator`` (the 
 ``BatchStream``, ``Budget``), ``processes`` and ``threads`` (the two backends, behind
 ``backend.Backend``), ``worker`` (the worker process), ``execution`` (one item in a worker
 thread), ``cancellation`` (waits an abandon cuts short), ``messages`` (what crosses the pipes),
-``sizing`` (default processes and the in-flight window).
+``sizing`` (default processes and the in-flight window), ``start_method`` (fork or spawn),
+``keyguard`` (stops sending with a key the provider keeps refusing). The asyncio API
+(``llm_api_client.aio``) drives the same ``BatchStream`` from a thread of its own and hands the
+results to the event loop.
 """

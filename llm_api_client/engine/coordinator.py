@@ -34,6 +34,8 @@ from llm_api_client.ratelimit.base import Cost
 from llm_api_client.records import Result
 
 if TYPE_CHECKING:
+    from llm_api_client.cache import ResponseCache
+    from llm_api_client.engine.keyguard import KeyGuard
     from llm_api_client.tracker import APIUsageTracker
 
 logger = logging.getLogger("llm_api_client")
@@ -110,6 +112,10 @@ class _Source:
             self.exhausted = True
             return None
 
+    def put_back(self, taken: tuple[int, Any]) -> None:
+        """Give back what ``take`` gave: the next ``take`` returns it again."""
+        self._ahead.append(taken)
+
     def at_end(self) -> bool:
         """Whether ``take`` has nothing more to give (reads one item ahead to find out)."""
         if self.exhausted or self._ahead or self._error is not None:
@@ -145,6 +151,8 @@ class BatchStream(Iterator[Result]):
         budget: Budget | None = None,
         on_finish: Callable[[bool], None] = lambda backend_usable: None,
         clock: Callable[[], float] = time.monotonic,
+        cache: ResponseCache | None = None,
+        keys: KeyGuard | None = None,
     ) -> None:
         self._source = _Source(source)
         self._backend = backend
@@ -153,6 +161,8 @@ class BatchStream(Iterator[Result]):
         self._on_finish = on_finish
         self._budget = budget
         self._clock = clock
+        self._cache = cache
+        self._keys = keys
         self._window = options.window or FixedWindow(backend.capacity)
         self._in_flight: dict[int, CallItem] = {}
         self._ready: deque[Result] = deque()
@@ -160,6 +170,7 @@ class BatchStream(Iterator[Result]):
         self._next_index = 0  # the next index to yield in ordered mode
         self._stopping = False
         self._abandoned = False
+        self._cancelled = False  # set from another thread: see cancel()
         self._ended = False
         self.submitted = 0
         self.completed = 0
@@ -186,6 +197,14 @@ class BatchStream(Iterator[Result]):
         """Abandon the batch now (requests in flight are cut off)."""
         self._results.close()
 
+    def cancel(self) -> None:
+        """``close()`` from any thread: the thread iterating abandons within ``POLL_SECONDS``.
+
+        For a driver that iterates in another thread (the asyncio API), where ``close()``
+        would find the generator running. Iteration then ends without another result.
+        """
+        self._cancelled = True
+
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
@@ -206,6 +225,8 @@ class BatchStream(Iterator[Result]):
         deadline = None if self._options.timeout is None else self._clock() + self._options.timeout
         try:
             while not self._finished():
+                if self._cancelled:
+                    return
                 if deadline is not None and self._clock() >= deadline:
                     yield from self._expire()
                     return
@@ -244,6 +265,9 @@ class BatchStream(Iterator[Result]):
             taken = self._source.take()
             if taken is None:
                 return
+            if self._keys is not None and self._keys.must_wait(taken[1]):
+                self._source.put_back(taken)  # key guard hook: its key is on probation
+                return
             self._dispatch(*taken)
 
     def _has_room(self) -> bool:
@@ -254,6 +278,14 @@ class BatchStream(Iterator[Result]):
             prepared = prepare_request(raw, index=index, sanitize=self._options.sanitize)
         except RequestError as error:
             self._finish(failed_outcome(index, raw, error))
+            return
+        # cache hook: a hit is answered here, never sent, never waits, never budgeted
+        if self._cache is not None and (hit := self._cache.lookup(index, prepared.request)):
+            self._finish(hit)
+            return
+        # key guard hook: a key the provider keeps refusing is not used again
+        if self._keys is not None and (refusal := self._keys.refusal(index, prepared.request)):
+            self._finish(failed_outcome(index, prepared.request, refusal))
             return
         if self._budget is not None and not self._budget.admit(
             index, prepared.model, prepared.cost
@@ -280,6 +312,8 @@ class BatchStream(Iterator[Result]):
             return
         self._in_flight[item.index] = item
         self.submitted += 1
+        if self._keys is not None:
+            self._keys.sent(item.index, item.request)
 
     def _refuse_over_budget(self, index: int, prepared: PreparedRequest) -> None:
         assert self._budget is not None
@@ -296,7 +330,9 @@ class BatchStream(Iterator[Result]):
     def _collect(self, timeout: float) -> None:
         for outcome in self._backend.poll(timeout):
             if outcome.index in self._in_flight:
-                del self._in_flight[outcome.index]
+                item = self._in_flight.pop(outcome.index)
+                if self._cache is not None:  # cache hook: keep the answer (not an error)
+                    self._cache.remember(item.request, outcome)
                 self._window.finished(outcome.record)
                 self._finish(outcome)
         for item in self._backend.lost():
@@ -313,6 +349,8 @@ class BatchStream(Iterator[Result]):
     def _finish(self, outcome: Outcome) -> None:
         if self._budget is not None:
             self._budget.release(outcome.index)
+        if self._keys is not None:
+            self._keys.settled(outcome)
         if self._tracker is not None:
             self._tracker.add(outcome.record)
         if outcome.error is not None:

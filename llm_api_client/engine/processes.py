@@ -10,10 +10,15 @@ and silence every other worker (why CPython's process pool declares itself broke
 coordinator holds no copy of a result pipe's write end, so a dead worker's pipe ends in EOF
 after its last whole message, and nothing else is affected.
 
-Workers are forked: they inherit the shared-memory rate limiter and its lock, and start in
-milliseconds (spawning would load litellm again, about 4 s each). The backend owns that limiter:
-``close`` unlinks it after the workers, and if the coordinator dies first (SIGTERM, SIGKILL) a
-worker unlinks it on its way out, so the segment never outlives them.
+Workers start the way ``start_method`` says. Forked (Linux's default), they inherit the
+shared-memory rate limiter, its locks and the warmed-up litellm, and start in milliseconds.
+Spawned (macOS, Windows, or asked for), each starts from a clean interpreter: the limiter
+reaches it pickled, by the shared memory's name and the locks, and it warms litellm up itself
+(about 4 s; the workers do it in parallel, and items wait in their task pipes meanwhile). The
+backend owns that limiter: ``close`` unlinks it after the workers. If the coordinator dies first
+(SIGTERM, SIGKILL), a forked worker unlinks it on its way out; a spawned one cannot (it did not
+create it), and the resource tracker that the coordinator started does once the last of them
+has exited. Either way the segment never outlives them.
 """
 
 from __future__ import annotations
@@ -52,7 +57,11 @@ class _Worker:
 
 
 class ProcessBackend:
-    """``processes`` forked workers x ``threads`` threads, one shared rate limiter it owns."""
+    """``processes`` workers x ``threads`` threads, one shared rate limiter it owns.
+
+    ``limiter`` must have been made with ``context=`` the ``start_method``'s context (its locks
+    are then ones that context can hand to a worker).
+    """
 
     def __init__(
         self,
@@ -60,11 +69,13 @@ class ProcessBackend:
         config: ExecutionConfig,
         processes: int,
         threads: int,
+        *,
+        start_method: str = "fork",
     ) -> None:
-        # Before forking: the warm-up is paid once, inherited by every worker, and responses
-        # arriving pickled can be read here too.
+        # Before starting workers: responses arriving pickled can be read here, and forked
+        # workers inherit the warm-up (spawned ones do their own).
         config.transport.setup()
-        self._ctx = multiprocess.get_context("fork")
+        self._ctx = multiprocess.get_context(start_method)
         self._limiter = limiter
         self._config = config
         self._threads = threads
@@ -205,4 +216,8 @@ class ProcessBackend:
     def __repr__(self) -> str:
         alive = sum(w.process.is_alive() for w in self._workers)
         in_flight = len(self._owner_of)
-        return f"<ProcessBackend workers={alive} threads={self._threads} in_flight={in_flight}>"
+        method = self._ctx.get_start_method()
+        return (
+            f"<ProcessBackend workers={alive} threads={self._threads} in_flight={in_flight} "
+            f"start_method={method}>"
+        )

@@ -33,20 +33,24 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from llm_api_client._constants import DEFAULT_PROBE_SECONDS, MAX_THREADS_PER_PROCESS
 from llm_api_client.engine import cancellation
 from llm_api_client.engine.backend import Backend
 from llm_api_client.engine.execution import ExecutionConfig
+from llm_api_client.engine.keyguard import KeyGuard
 from llm_api_client.engine.sizing import (
     FixedWindow,
     LatencyWindow,
     Window,
+    calls_per_second_per_process,
     default_processes,
     split_threads,
 )
+from llm_api_client.engine.start_method import choose_start_method
 from llm_api_client.errors import ConfigurationError
-from llm_api_client.ratelimit import per_model
+from llm_api_client.ratelimit import per_model, selection
 from llm_api_client.ratelimit.base import Limits, RateLimiter
 from llm_api_client.records import UsageRecord
 
@@ -76,12 +80,17 @@ def _local_limiter(url: str, limits: Limits) -> RateLimiter:
 
 
 def _shared_memory_limiter(url: str, limits: Limits) -> RateLimiter:
+    """``shared-memory://spawn``: locks the workers of that start method can take (default fork)."""
+    import multiprocess
+
     from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
 
-    return SharedMemoryRateLimiter(limits, probe_seconds=DEFAULT_PROBE_SECONDS)
+    context = multiprocess.get_context(url.partition("://")[2] or "fork")
+    return SharedMemoryRateLimiter(limits, probe_seconds=DEFAULT_PROBE_SECONDS, context=context)
 
 
 STORES: dict[str, StoreFactory] = {"local": _local_limiter, "shared-memory": _shared_memory_limiter}
+STORES.update(dict.fromkeys(selection.SCHEMES, selection.redis_limiter))  # docs/redis
 
 
 def limiter_for(url: str, limits: Limits) -> RateLimiter:
@@ -114,16 +123,30 @@ def _start_threads(runtime: Runtime, plan: Plan, limiter: RateLimiter) -> Backen
 
 def _start_processes(runtime: Runtime, plan: Plan, limiter: RateLimiter) -> Backend:
     from llm_api_client.engine.processes import ProcessBackend
-    from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
 
-    overall = limiter.overall if isinstance(limiter, per_model.ModelLimiters) else limiter
-    assert isinstance(overall, SharedMemoryRateLimiter)  # forked workers inherit its mapping
-    return ProcessBackend(limiter, runtime.execution, plan.processes, plan.threads)
+    # Forked workers inherit a shared-memory limiter's mapping; a Redis one connects again.
+    return ProcessBackend(limiter, runtime.execution, plan.processes, plan.threads,
+                          start_method=runtime.start_method)  # fmt: skip
 
+
+def _start_ray(runtime: Runtime, plan: Plan, limiter: RateLimiter) -> Backend:
+    from llm_api_client.engine.ray_backend import start_ray
+
+    return start_ray(runtime, plan, limiter)
+
+
+def _ray_cluster_limiter(url: str, limits: Limits) -> RateLimiter:
+    from llm_api_client.ratelimit.cluster_store import cluster_limiter
+
+    return cluster_limiter(url, limits)
+
+
+STORES["ray"] = _ray_cluster_limiter  # "ray": a new ClusterStore; "ray://<name>": that one
 
 BACKENDS: dict[str, BackendKind] = {
     "threads": BackendKind(_start_threads, store="local", shared=True),
     "processes": BackendKind(_start_processes, store="shared-memory"),
+    "ray": BackendKind(_start_ray, store="ray"),  # issue 16: Ray actors, a ClusterStore
 }
 
 
@@ -132,8 +155,9 @@ class Runtime:
 
     ``processes`` (None: by the limit and the batch size) and ``max_workers`` (None: follow the
     latency) are the client's settings; ``backend`` names a ``BACKENDS`` entry instead of the
-    choice by ``processes``. ``model_limits``: a model's own limits by setting name
-    (``ratelimit.per_model``), under ``limits``, which then cap the whole client.
+    choice by ``processes``. ``store`` (a ``STORES`` URL, e.g. Redis) holds every backend's
+    quota instead of the backend kind's own store. ``model_limits``: a model's own limits by
+    setting name (``ratelimit.per_model``), under ``limits``, which then cap the whole client.
     ``late_usage`` receives the usage of calls that finish after their batch was abandoned (the
     tracker's ``add_calls``: never the client, which would keep it alive).
     """
@@ -147,10 +171,17 @@ class Runtime:
         max_workers: int | None = None,
         backend: str | None = None,
         late_usage: Callable[[UsageRecord], None] = lambda record: None,
+        store: str | None = None,
+        start_method: str | None = None,
+        backend_options: Mapping[str, Any] | None = None,
         model_limits: Mapping[str, Mapping[str, float | None]] | None = None,
     ) -> None:
         if backend is not None and backend not in BACKENDS:
             raise ConfigurationError(f"no backend {backend!r}; known: {sorted(BACKENDS)}")
+        if backend_options and backend is None:
+            raise ConfigurationError("backend options need a backend named to take them")
+        self.store = store  # the quota's store for every backend (None: each kind's own)
+        self.backend_options = dict(backend_options or {})
         self.limits = limits
         self.model_limits = per_model.limits_table(model_limits or {}, limits.burst_seconds)
         # What the batch runs at, listed models included: sizes its processes and its window.
@@ -160,10 +191,12 @@ class Runtime:
         self.max_workers = max_workers
         self.backend_name = backend
         self.late_usage = late_usage
+        self.start_method = choose_start_method(start_method)  # of worker processes
         self.backend: Backend | None = None
         self._plan: Plan | None = None
         self._kept: dict[str, RateLimiter] = {}  # limiters of ``shared`` kinds, by store
         self._busy = threading.Lock()
+        self.keys = KeyGuard()  # stops sending with a key the provider keeps refusing
         _ALL_RUNTIMES.add(self)
 
     # -- choosing -------------------------------------------------------------------------
@@ -171,7 +204,8 @@ class Runtime:
         """Worker processes for a batch of ``size`` requests (None: unknown); 0 runs threads."""
         if self.processes is not None:
             return self.processes
-        return default_processes(self.batch_limits.requests_per_minute, size)
+        per_process = calls_per_second_per_process(self.execution.transport)
+        return default_processes(self.batch_limits.requests_per_minute, size, per_process)
 
     def plan(self, size: int | None, max_workers: int | None = None) -> Plan:
         """The backend and shape a batch of ``size`` requests runs on."""
@@ -207,6 +241,7 @@ class Runtime:
             raise RuntimeError("this client is already running a batch; use another client")
         try:
             plan = self.plan(size, max_workers)
+            self.keys.new_batch()
             return self._backend_for(plan), self.window(plan, max_workers)
         except BaseException:
             self._busy.release()
@@ -227,19 +262,20 @@ class Runtime:
         return self.backend
 
     def _limiter_for(self, kind: BackendKind) -> RateLimiter:
+        store = self.store or kind.store
+        if store == "shared-memory":  # its locks must suit how the workers start
+            store = f"shared-memory://{self.start_method}"
         if not kind.shared:
-            return self._new_limiter(kind.store)
-        if kind.store not in self._kept:
-            self._kept[kind.store] = self._new_limiter(kind.store)
-        return self._kept[kind.store]
+            return self._new_limiter(store)
+        if store not in self._kept:
+            self._kept[store] = self._new_limiter(store)
+        return self._kept[store]
 
     def _new_limiter(self, store: str) -> RateLimiter:
         """The client-wide limiter over ``store``, with one per listed model beside it."""
 
         def make(limits: Limits, model: str) -> RateLimiter:
-            if model and "://" in store:
-                raise ConfigurationError(f"model_limits are not supported on the store {store!r}")
-            return limiter_for(store, limits)
+            return limiter_for(per_model.store_for_model(store, model) if model else store, limits)
 
         return per_model.limiter_set(make, self.limits, self.model_limits)
 

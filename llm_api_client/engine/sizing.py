@@ -106,17 +106,21 @@ def _weighted(mean: float | None, value: float) -> float:
     return value if mean is None else mean + WEIGHT * (value - mean)
 
 
-def default_processes(requests_per_minute: float | None, batch_size: int | None) -> int:
+def default_processes(
+    requests_per_minute: float | None,
+    batch_size: int | None,
+    per_process: float = CALLS_PER_SECOND_PER_PROCESS,
+) -> int:
     """Worker processes for a batch; 0 runs it on threads of the calling process.
 
-    One process sustains about ``CALLS_PER_SECOND_PER_PROCESS`` litellm calls per second, so a
-    limit above that wants more processes, up to one per core. Small batches stay in-process:
-    starting workers costs more than they would save.
+    One process sustains about ``per_process`` calls per second (``calls_per_second_per_process``
+    of the transport), so a limit above that wants more processes, up to one per core. Small
+    batches stay in-process: starting workers costs more than they would save.
     """
     if batch_size is not None and batch_size < MIN_REQUESTS_FOR_PROCESSES:
         return 0
     rate = (requests_per_minute or math.inf) / 60.0
-    needed = math.ceil(rate / CALLS_PER_SECOND_PER_PROCESS) if math.isfinite(rate) else math.inf
+    needed = math.ceil(rate / per_process) if math.isfinite(rate) else math.inf
     if needed <= 1:
         return 0
     return int(min(needed, os.cpu_count() or 1))
@@ -125,3 +129,12 @@ def default_processes(requests_per_minute: float | None, batch_size: int | None)
 def split_threads(total: int, processes: int) -> int:
     """Threads per worker process so that ``processes`` of them hold ``total`` in all."""
     return max(1, math.ceil(total / max(1, processes)))
+
+
+def calls_per_second_per_process(transport: object) -> float:
+    """Calls per second one process plans for on ``transport``: what it states, else litellm's.
+
+    ``HTTPTransport`` states ``LEAN_CALLS_PER_SECOND_PER_PROCESS``; ``AutoTransport`` the same
+    while litellm is not customised (then its requests go through litellm).
+    """
+    return float(getattr(transport, "calls_per_second_per_process", CALLS_PER_SECOND_PER_PROCESS))

@@ -11,12 +11,17 @@ How ``llm-api-client run`` moves rows (each box owns what is listed under it)::
 Formats:
 
 * input: one JSON object per line, either the OpenAI Batch API request format
-  (``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {...}}``) or a plain
-  litellm request dict, whose ``custom_id`` is then ``line-<n>`` (n: its 1-based line number);
-  a malformed line without a usable ``custom_id`` of its own is named the same way;
+  (``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": {...}}``, or
+  ``"url": "/v1/embeddings"`` with a body holding ``input`` instead of ``messages``) or a plain
+  litellm request dict, whose ``custom_id`` is then made from its content (``content_id``):
+  ``content-<hash>-<k>`` for the k-th line of the file with that content. Editing, inserting or
+  moving lines between resumed runs therefore never pairs an answer with another row: an edited
+  line is a new row (sent), an unchanged one keeps its id (skipped once answered), and identical
+  lines stay distinct rows. A malformed line without a usable ``custom_id`` of its own is named
+  ``line-<n>`` (n: its 1-based line number);
 * output: the OpenAI Batch output format, one line per ``custom_id``:
   ``{"id", "custom_id", "response": {"status_code", "request_id", "body"} | null,
-  "error": {"code", "message"} | null}``;
+  "error": {"code", "message"} | null}``, plus ``"cost"`` (USD) on answered rows;
 * failures: failed requests in the Batch input format, credentials removed, ready to be re-run.
 
 Durability: every row is one ``os.write`` of a complete line to an ``O_APPEND`` descriptor, so
@@ -30,16 +35,18 @@ as a ``set`` of strings: about 60-100 bytes each, so 1 million rows cost well un
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from llm_api_client._redact import REDACTED, is_secret_key, redact_text, redact_url
 from llm_api_client.providers.answers import request_id, response_headers
+from llm_api_client.request_kind import CHAT_URL, endpoint_url
 
 __all__ = [
     "BATCH_URL",
@@ -49,6 +56,7 @@ __all__ = [
     "JsonlAppender",
     "MalformedLine",
     "compact_output",
+    "content_id",
     "count_lines",
     "error_row",
     "failure_request",
@@ -59,7 +67,7 @@ __all__ = [
     "success_row",
 ]
 
-BATCH_URL = "/v1/chat/completions"
+BATCH_URL = CHAT_URL
 _BATCH_KEYS = ("custom_id", "method", "url", "body")
 _HEADER_KEYS = ("extra_headers", "headers")
 
@@ -80,11 +88,16 @@ _CHUNK_BYTES = 1 << 20
 
 @dataclass(frozen=True, slots=True)
 class BatchRequest:
-    """One well-formed input line: the request as written in the file (before CLI defaults)."""
+    """One well-formed input line: the request as written in the file (before CLI defaults).
+
+    ``by_content``: a plain dict line, whose ``custom_id`` is its ``content_id`` (the reader
+    numbers repeats of the same content).
+    """
 
     line_number: int
     custom_id: str
     body: dict[str, Any]
+    by_content: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +127,7 @@ def parse_line(line_number: int, raw: bytes) -> BatchRequest | MalformedLine | N
     """Parse one input line; ``None`` for a blank line.
 
     >>> parse_line(3, b'{"model": "m", "messages": []}').custom_id
-    'line-3'
+    'content-f34244885bc29122'
     """
     if not raw.strip():
         return None
@@ -126,7 +139,19 @@ def parse_line(line_number: int, raw: bytes) -> BatchRequest | MalformedLine | N
         return MalformedLine(line_number, line_id(line_number), "not a JSON object")
     if any(key in obj for key in _BATCH_KEYS):
         return _parse_batch_line(line_number, obj)
-    return BatchRequest(line_number, line_id(line_number), obj)
+    return BatchRequest(line_number, content_id(obj), obj, by_content=True)
+
+
+def content_id(body: Mapping[str, Any]) -> str:
+    """The id of a plain request line: a hash of its content, credentials left out.
+
+    Keys are sorted, so formatting and key order do not matter; credentials are left out, so
+    a new key does not make answered rows new. 16 hex digits (64 bits): a collision among a
+    million rows has odds of about 3 in 100 million.
+    """
+    kept = {key: value for key, value in body.items() if not is_secret_key(key)}
+    text = json.dumps(kept, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return f"content-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
 def line_id(line_number: int) -> str:
@@ -152,10 +177,11 @@ def _parse_batch_line(line_number: int, obj: dict[str, Any]) -> BatchRequest | M
 def _batch_line_problem(obj: Mapping[str, Any]) -> str | None:
     if obj.get("method") != "POST":
         return f"method must be 'POST', got {obj.get('method')!r}"
-    if obj.get("url") != BATCH_URL:
-        return f"url must be {BATCH_URL!r}, got {obj.get('url')!r}"
     if not isinstance(obj.get("body"), dict):
         return "body must be a JSON object"
+    expected = endpoint_url(obj["body"])  # an embedding request's body has input, no messages
+    if obj.get("url") != expected:
+        return f"url must be {expected!r} for this body, got {obj.get('url')!r}"
     return None
 
 
@@ -191,6 +217,7 @@ class InputReader:
         self.seen: set[str] = set()
         self.already_done = 0
         self.blank = 0
+        self._repeats: dict[str, int] = {}  # content id -> lines with that content so far
 
     def __iter__(self) -> Iterator[InputEntry]:
         for line_number, raw in iter_lines(self.path):
@@ -202,6 +229,8 @@ class InputReader:
         if parsed is None:
             self.blank += 1
             return None
+        if isinstance(parsed, BatchRequest) and parsed.by_content:
+            parsed = self._numbered(parsed)
         if parsed.custom_id in self.done:
             self.already_done += 1
             return None
@@ -212,6 +241,11 @@ class InputReader:
             # well-formed row with the same id look like a duplicate.
             self.seen.add(parsed.custom_id)
         return parsed
+
+    def _numbered(self, request: BatchRequest) -> BatchRequest:
+        """``content-<hash>-<k>``: the k-th line of this content, so identical lines stay rows."""
+        count = self._repeats[request.custom_id] = self._repeats.get(request.custom_id, 0) + 1
+        return replace(request, custom_id=f"{request.custom_id}-{count}")
 
     def __repr__(self) -> str:
         return (
@@ -302,15 +336,20 @@ def _row_id() -> str:
     return f"batch_req_{uuid.uuid4().hex}"
 
 
-def success_row(custom_id: str, response: Any) -> dict[str, Any]:
-    """The output row for an answered request; ``response`` is a litellm ``ModelResponse``."""
+def success_row(custom_id: str, response: Any, cost: float | None = None) -> dict[str, Any]:
+    """The output row for an answered request; ``response`` is a litellm ``ModelResponse``.
+
+    ``cost`` (USD, as the tracker priced the answer) is recorded beside the Batch format's keys
+    when known: a capped job counts it when resumed (``jobs.spend``).
+    """
     body = _model_dump(response) if hasattr(response, "model_dump") else dict(response)
-    return {
+    row = {
         "id": _row_id(),
         "custom_id": custom_id,
         "response": {"status_code": 200, "request_id": _request_id(response), "body": body},
         "error": None,
     }
+    return row if cost is None else {**row, "cost": cost}
 
 
 def _model_dump(model: Any) -> dict[str, Any]:
@@ -425,7 +464,8 @@ def failure_request(request: BatchRequest) -> tuple[dict[str, Any], bool]:
     whether any were.
     """
     body, removed = strip_credentials(request.body)
-    line = {"custom_id": request.custom_id, "method": "POST", "url": BATCH_URL, "body": body}
+    url = endpoint_url(request.body)
+    line = {"custom_id": request.custom_id, "method": "POST", "url": url, "body": body}
     return line, removed
 
 

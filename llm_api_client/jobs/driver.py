@@ -2,10 +2,13 @@
 
     job = BatchJob(JobOptions("requests.jsonl", "results.jsonl", max_retries=3))
     problem = job.usage_problem()          # a missing file, output == input, ...
-    stats = job.run(lambda: APIClient(500, 100_000))
+    stats = job.run(lambda max_cost: APIClient(500, 100_000, max_cost=max_cost))
     sys.exit(stats.exit_code())
 
-``run`` compacts an existing output (resume: its answered ``custom_id`` are skipped), streams
+``run`` takes the output's lock (one writer per output: ``lock``; a second run fails at once
+with ``OutputBusyError``), compacts an existing output (resume: its answered ``custom_id`` are
+skipped), gives the client what is left of ``max_cost`` after what the output's answers
+already cost (``spend``: the cap covers the output across resumes), streams
 the input into ``client.stream`` (see ``batchfile`` for formats and durability), writes each
 result at once to the output and each failure to the failures file, and prints the tracker and
 a one-line summary. The first SIGINT or SIGTERM stops dispatch and lets the requests in flight
@@ -33,6 +36,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 from llm_api_client._redact import is_secret_key, register_secret
+from llm_api_client.engine.keyguard import AUTH_ERROR_NAMES, AUTH_ERRORS
 from llm_api_client.errors import BudgetExceededError, InvalidRequestError
 from llm_api_client.jobs.batchfile import (
     BatchRequest,
@@ -47,13 +51,20 @@ from llm_api_client.jobs.batchfile import (
     failure_request,
     success_row,
 )
-from llm_api_client.jobs.progress import Progress
+from llm_api_client.jobs.lock import OutputLock
+from llm_api_client.jobs.progress import Progress, format_usd
 
 __all__ = ["BatchJob", "JobOptions", "RunStats"]
 
 # Malformed and duplicate lines are each reported on stderr up to this many times; the rest are
 # only counted (their error rows are in the output), so a broken file does not flood a terminal.
 MAX_LINE_NOTICES = 20
+
+# Said once on stderr and in the summary when the provider refused the key (401/403).
+AUTH_PROBLEM = (
+    "authentication failed: the provider refused the API key (401/403), so its remaining rows "
+    "were not sent; fix --api-key (or the provider's key variable) and rerun to finish the file"
+)
 
 # What the messages on stderr start with.
 _PREFIX = "llm-api-client run"
@@ -64,7 +75,7 @@ class JobOptions:
     """What a run needs besides a client: the files, the per-row defaults, retries, limits.
 
     ``defaults`` fill in the keys a row does not set (``api_base``, ``api_key``, ``model``);
-    ``max_cost`` is the client's spend cap, named in the summary when it is reached.
+    ``max_cost`` caps the spending on the whole output, earlier runs' answers included.
     """
 
     input: str
@@ -75,6 +86,7 @@ class JobOptions:
     timeout: float | None = None
     max_cost: float | None = None
     quiet: bool = False
+    sanitize: bool = True
 
     @property
     def failures_path(self) -> str:
@@ -95,6 +107,7 @@ class RunStats:
     already_done: int = 0
     not_started: int | None = 0
     credentials_removed: int = 0
+    spent_before: float = 0.0  # USD the output's answers cost before this run
     errors: dict[str, int] = field(default_factory=dict)
     stop_reason: str | None = None  # "stopped", "budget", "timeout"
     signal: int | None = None
@@ -181,7 +194,8 @@ class Recorder:
 
     def result(self, request: BatchRequest, result: Any) -> None:
         if result.ok:
-            self._output.write(success_row(request.custom_id, result.response))
+            cost = result.usage.cost if result.usage is not None else None
+            self._output.write(success_row(request.custom_id, result.response, cost))
             self._stats.succeeded += 1
         else:
             self._failed(request, result.error)
@@ -197,6 +211,8 @@ class Recorder:
         self._stats.errors[name] = self._stats.errors.get(name, 0) + 1
         if isinstance(error, BudgetExceededError):
             self._notices.once("budget", f"spend cap reached: {error.message}")
+        if isinstance(error, AUTH_ERRORS):
+            self._notices.once("auth", AUTH_PROBLEM)
 
     def other(self, entry: MalformedLine | DuplicateLine) -> None:
         if isinstance(entry, DuplicateLine):
@@ -287,11 +303,34 @@ class BatchJob:
         self._out = out if out is not None else sys.stdout
         self._err = err if err is not None else sys.stderr
         self.stats = RunStats()
+        # Reentrant: a caller may hold it around usage_problem() and run() to fail fast.
+        self.lock = OutputLock(self.output_path)
         self.notices = Notices(self._err, options.quiet)
         self._progress_summary = ""
+        self._spent_now = 0.0  # USD this run's answers cost
 
     def usage_problem(self) -> str | None:
-        """Why this job cannot start (a missing input, clashing paths), or None."""
+        """Why this job cannot start (a missing input, clashing paths, a model the spend cap
+        cannot price), or None."""
+        return self.path_problem() or self.price_problem()
+
+    def price_problem(self) -> str | None:
+        """A model ``max_cost`` cannot cap, having no price; None when capped models are priced."""
+        if self.options.max_cost is None:
+            return None
+        # Prices mean litellm's map: imported only for a capped job (seconds of import).
+        from llm_api_client.jobs.spend import models_of, unpriced_models
+
+        unpriced = unpriced_models(models_of(self.options.input, self.options.defaults))
+        if not unpriced:
+            return None
+        return (
+            f"--max-cost cannot cap {', '.join(unpriced)}: no known price. Give each one's "
+            "price with --price MODEL=IN:OUT (USD per million input and output tokens)"
+        )
+
+    def path_problem(self) -> str | None:
+        """A missing input, a missing folder, clashing paths; None when the paths are usable."""
         source, output = self.options.input, self.output_path
         if not os.path.isfile(source):
             return f"no such file: {source}"
@@ -305,10 +344,16 @@ class BatchJob:
                 return f"{name}: no such directory: {folder}"
         return None
 
-    def run(self, make_client: Callable[[], Any]) -> RunStats:
-        """Resume, send every row not yet answered through a client from ``make_client``
-        (anything with ``stream(requests, max_retries=, timeout=)`` and ``close()``), write the
-        results, print the summary. Call ``usage_problem`` first."""
+    def run(self, make_client: Callable[[float | None], Any]) -> RunStats:
+        """Resume, send every row not yet answered through ``make_client(max_cost)`` (anything
+        with ``stream(requests, max_retries=, timeout=, sanitize=)`` and ``close()``; the cap is
+        what the output's answers left of ``max_cost``), write the results, print the summary.
+        Call ``usage_problem`` first. Raises ``OutputBusyError`` when another run holds the
+        output."""
+        with self.lock:
+            return self._run(make_client)
+
+    def _run(self, make_client: Callable[[float | None], Any]) -> RunStats:
         register_secret(self.options.defaults.get("api_key"))
         done = compact_output(self.output_path)
         reader = InputReader(self.options.input, done=done)
@@ -316,10 +361,31 @@ class BatchJob:
         size_hint = max(0, total - len(done))
         feed = RequestFeed(iter(reader), self.options.defaults, size_hint=size_hint)
         progress = Progress(total, self.options.quiet, initial=min(len(done), total))
-        tracker = self._send(make_client, feed, progress)
+        budget = self._budget_left()
+        tracker = None
+        if budget is not None and budget <= 0:
+            self._spent_already(feed, progress)
+        else:
+            tracker = self._send(lambda: make_client(budget), feed, progress)
         self.stats.already_done = reader.already_done
         self._summarize(tracker)
         return self.stats
+
+    def _budget_left(self) -> float | None:
+        """What ``max_cost`` leaves after the answers the output holds; None: no cap."""
+        if self.options.max_cost is None:
+            return None
+        from llm_api_client.jobs.spend import answered
+
+        self.stats.spent_before = answered(self.output_path).cost
+        return self.options.max_cost - self.stats.spent_before
+
+    def _spent_already(self, feed: RequestFeed, progress: Progress) -> None:
+        """The cap was reached by earlier runs: send nothing, count what is left."""
+        with progress:
+            self.stats.not_started = feed.count_unread()
+        self.stats.stop_reason = "budget"
+        self._progress_summary = progress.summary()
 
     def _send(self, make_client: Callable[[], Any], feed: RequestFeed, progress: Progress) -> Any:
         partial = f"{self.failures_path}.partial"
@@ -337,11 +403,17 @@ class BatchJob:
             if os.path.exists(partial):
                 self._publish_failures(partial)
         self._progress_summary = progress.summary()
+        self._spent_now = progress.cost
         return getattr(client, "tracker", None)
 
     def _drive(self, client: Any, feed: RequestFeed, recorder: Recorder) -> None:
         options = self.options
-        stream = client.stream(feed, max_retries=options.max_retries, timeout=options.timeout)
+        stream = client.stream(
+            feed,
+            max_retries=options.max_retries,
+            timeout=options.timeout,
+            sanitize=options.sanitize,
+        )
         guard = SignalGuard(stream.stop)
         try:
             with guard:
@@ -400,25 +472,31 @@ class BatchJob:
             notes.append(f"failures: {self.failures_path}")
         return f"run: {', '.join(parts)}; {self._progress_summary}; {'; '.join(notes)}"
 
+    def _cap_note(self) -> str:
+        cap, before = self.options.max_cost or 0.0, self.stats.spent_before
+        total = before + self._spent_now
+        return (
+            f"spend cap of {format_usd(cap)} reached: {format_usd(total)} spent on "
+            f"{self.output_path} in all ({format_usd(self._spent_now)} by this run); "
+            "a rerun with a higher --max-cost sends the rest"
+        )
+
     def _notes(self) -> Iterator[str]:
         s = self.stats
         if s.signal is not None:
             name = signal.Signals(s.signal).name
             yield f"interrupted by {name}: rerun the same command to resume"
         if s.stop_reason == "budget" and self.options.max_cost is not None:
-            yield f"spend cap of {_usd(self.options.max_cost)} reached: raise --max-cost and rerun"
+            yield self._cap_note()
         if s.stop_reason == "timeout":
             yield f"the {self.options.timeout} s timeout ran out: rerun to continue"
+        if any(name in s.errors for name in AUTH_ERROR_NAMES):
+            yield AUTH_PROBLEM
         if s.credentials_removed:
             yield (
                 f"credentials removed from {s.credentials_removed:,} rows of the failures file: "
                 "pass --api-key, and put back any [REDACTED] URL user-info, when re-running it"
             )
-
-
-def _usd(amount: float) -> str:
-    """``10.0`` -> ``$10``; ``0.00005`` -> ``$0.00005`` (not ``$5e-05``)."""
-    return "$" + f"{amount:,.6f}".rstrip("0").rstrip(".")
 
 
 def _breakdown(errors: Mapping[str, int]) -> str:

@@ -1,6 +1,7 @@
 """A progress reporter fed by results: a tqdm bar on stderr, or silence in quiet mode.
 
-Shows done/total, achieved requests/min and tokens/min, cost so far and the ETA::
+Shows done/total, achieved requests/min and tokens/min, cost so far beside the projected
+total cost of the run, and the ETA::
 
     with Progress(total=len(requests)) as progress:
         for result in client.stream(requests):
@@ -9,7 +10,8 @@ Shows done/total, achieved requests/min and tokens/min, cost so far and the ETA:
 
 The bar's rates cover the last minute (so a slow start, such as worker processes importing
 litellm, fades out); ``summary()`` reports whole-run rates. Tokens and cost come from the results'
-usage records; the clock is injected so tests need not sleep.
+usage records; the clock is injected so tests need not sleep. The projected total extrapolates
+the mean cost of the rows this run finished to the rows it has left (``$0.0120 of ~$0.4800``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-__all__ = ["Progress", "RateWindow", "format_duration"]
+__all__ = ["Progress", "RateWindow", "format_duration", "format_usd"]
 
 # Rebuild the bar's postfix (rates, cost) at most this often: formatting it on every result
 # costs more than the bar itself at thousands of results per second.
@@ -172,7 +174,22 @@ class Progress:
     def _postfix(self) -> str:
         requests, tokens = self._window.per_minute(self._clock())
         failed = f", {self.failed:,} failed" if self.failed else ""
-        return f"{requests:,.0f} req/min, {tokens:,.0f} tok/min, ${self.cost:,.4f}{failed}"
+        return f"{requests:,.0f} req/min, {tokens:,.0f} tok/min, {self._cost_text()}{failed}"
+
+    def _cost_text(self) -> str:
+        projected = self.projected_cost
+        of = f" of ~${projected:,.4f}" if projected is not None else ""
+        return f"${self.cost:,.4f}{of}"
+
+    @property
+    def projected_cost(self) -> float | None:
+        """This run's cost if the rows left cost what the finished ones did on average; None
+        until a row finished or when the total is unknown."""
+        total = self._bar.total
+        if total is None or not self.done:
+            return None
+        left = max(0, total - self._bar.n)
+        return self.cost + self.cost / self.done * left
 
     def summary(self) -> str:
         """One line: what was done, how fast, for how much."""
@@ -208,3 +225,8 @@ def format_duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def format_usd(amount: float) -> str:
+    """``10.0`` -> ``$10``; ``0.00005`` -> ``$0.00005`` (not ``$5e-05``)."""
+    return "$" + f"{amount:,.6f}".rstrip("0").rstrip(".")

@@ -6,7 +6,9 @@ nothing is spent on it), and the rate limiter knows what each request costs:
 ``Cost(input_tokens=<prompt tokens>, output_tokens=<max output tokens>)``.
 
 Pipeline: validate -> ``sanitize_request`` -> ``fit_to_context`` -> count. With
-``sanitize=False`` the request is validated and counted as given.
+``sanitize=False`` the request is validated and counted as given. A streamed request first asks
+for its usage in the last chunk (``streamed``). An embedding request (``input`` instead of
+``messages``) is validated and counted as given (``embedding``): its cost has no output tokens.
 
 It is cheap (a few microseconds plus tiktoken's time for the text): the per-model answers of
 litellm are cached, the request is walked once for validation and once for counting, and
@@ -29,10 +31,13 @@ from typing import Any
 from llm_api_client._redact import redact_request
 from llm_api_client.errors import InvalidRequestError, RequestError
 from llm_api_client.prepare.chat_tokens import count_request_tokens
+from llm_api_client.prepare.embedding import embedding_tokens, input_problem
 from llm_api_client.prepare.sanitize import sanitize_request
+from llm_api_client.prepare.streamed import with_stream_usage
 from llm_api_client.prepare.truncate import fit_and_count
 from llm_api_client.providers.models import max_output_tokens
 from llm_api_client.ratelimit.base import Cost
+from llm_api_client.request_kind import is_embedding, is_streamed
 
 __all__ = ["PreparedRequest", "prepare_request", "validate_request"]
 
@@ -61,6 +66,10 @@ def prepare_request(request: object, *, index: int, sanitize: bool = True) -> Pr
     both carrying ``index``. The caller's request is never modified.
     """
     checked = validate_request(request, index=index)
+    if is_embedding(checked):
+        return _prepared_embedding(checked, index)
+    if is_streamed(checked):
+        checked = with_stream_usage(checked)
     try:
         if sanitize:
             final, prompt_tokens = fit_and_count(sanitize_request(checked))
@@ -72,6 +81,12 @@ def prepare_request(request: object, *, index: int, sanitize: bool = True) -> Pr
     out = final if isinstance(final, dict) and final is not request else dict(final)
     cost = Cost(input_tokens=prompt_tokens, output_tokens=max_output_tokens(out))
     return PreparedRequest(index=index, request=out, cost=cost, model=out["model"])
+
+
+def _prepared_embedding(request: Mapping[str, Any], index: int) -> PreparedRequest:
+    # Nothing to sanitize or truncate: an embedding model takes its inputs whole or refuses.
+    cost = Cost(input_tokens=embedding_tokens(request), output_tokens=0)
+    return PreparedRequest(index=index, request=dict(request), cost=cost, model=request["model"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,11 +115,8 @@ def _bool(value: Any) -> bool:
     return type(value) is bool
 
 
-def _not_streamed(value: Any) -> bool:
-    # litellm answers stream=True with a chunk iterator (CustomStreamWrapper): it cannot be
-    # pickled back from a worker process nor stored as a response, so the paid answer would be
-    # lost. Until streamed calls are supported the request is refused before it is sent.
-    return value is False
+def _encoding_format(value: Any) -> bool:
+    return value in ("float", "base64")
 
 
 def _string(value: Any) -> bool:
@@ -152,11 +164,11 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (_int, "an integer"),
     "top_logprobs": (_non_negative_int, "a non-negative integer"),
     "logprobs": (_bool, "a boolean"),
-    "stream": (
-        _not_streamed,
-        "False: streamed answers are not supported yet (APIClient.stream yields whole answers "
-        "as they finish)",
-    ),
+    # A streamed answer is read whole in the worker (providers.streaming), timed per token.
+    "stream": (_bool, "a boolean"),
+    "stream_options": (_mapping, "a dict"),
+    "dimensions": (_positive_int, "a positive integer"),
+    "encoding_format": (_encoding_format, "'float' or 'base64'"),
     "parallel_tool_calls": (_bool, "a boolean"),
     "stop": (_stop, "a string or a list of strings"),
     "tools": (_list_of_mappings, "a list of dicts"),
@@ -181,8 +193,16 @@ _PYTHON_OBJECT_PARAMS = frozenset(
 )
 
 
+# Validated by their own walk (``_validate_messages``, ``input_problem``).
+_CHECKED_APART = frozenset({"messages", "input"})
+
+
 def validate_request(request: object, *, index: int | None = None) -> Mapping[str, Any]:
-    """Return ``request`` typed as a mapping if it is a well-formed chat request, else raise."""
+    """Return ``request`` typed as a mapping if it is a well-formed request, else raise.
+
+    A chat request needs ``messages``; an embedding request (``input``, no ``messages``) needs a
+    valid ``input`` and cannot be streamed.
+    """
     if not isinstance(request, Mapping):
         raise InvalidRequestError(
             f"a request must be a dict, not {type(request).__name__}", index=index
@@ -190,7 +210,10 @@ def validate_request(request: object, *, index: int | None = None) -> Mapping[st
     model = request.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequestError("'model' must be a non-empty string", index=index)
-    _validate_messages(request.get("messages"), index)
+    if is_embedding(request):
+        _validate_embedding(request, index)
+    else:
+        _validate_messages(request.get("messages"), index)
     for key, value in request.items():
         _validate_param(key, value, index)
     return request
@@ -210,6 +233,14 @@ def _validate_messages(messages: Any, index: int | None) -> None:
                 _check_json(f"messages[{position}][{key!r}]", value, index)
 
 
+def _validate_embedding(request: Mapping[str, Any], index: int | None) -> None:
+    problem = input_problem(request["input"])
+    if problem is not None:
+        raise InvalidRequestError(f"'input' must be {problem}", index=index)
+    if is_streamed(request):
+        raise InvalidRequestError("an embedding request cannot be streamed", index=index)
+
+
 def _validate_param(key: str, value: Any, index: int | None) -> None:
     if value is None:
         return  # litellm reads None as "not set"
@@ -217,7 +248,7 @@ def _validate_param(key: str, value: Any, index: int | None) -> None:
     if rule is not None and not rule[0](value):
         raise InvalidRequestError(f"{key!r} must be {rule[1]}, not {_describe(value)}", index=index)
     kind = type(value)
-    if kind in _JSON_SCALAR_TYPES or key == "messages" or key in _PYTHON_OBJECT_PARAMS:
+    if kind in _JSON_SCALAR_TYPES or key in _CHECKED_APART or key in _PYTHON_OBJECT_PARAMS:
         return
     if kind is float:
         if not math.isfinite(value):

@@ -20,7 +20,10 @@ The supported set is litellm's, asked through ``providers.models.supported_opena
 (with the bare model and its provider: asked with the prefixed name, ``openai/gpt-4o-mini``,
 litellm returns a different, wrong list that includes ``reasoning_effort`` and omits
 ``user``). ``reasoning_effort`` is also dropped for a model litellm knows to lack reasoning
-(``providers.models.known_without_reasoning``), whatever the list says. The answer is cached
+(``providers.models.known_without_reasoning``), whatever the list says; ``temperature``,
+``logit_bias`` and the other sampling parameters OpenAI refuses for its o-series reasoning
+models are dropped for them (``providers.models.rejected_by_openai_reasoning``), though
+litellm's list keeps some. The answer is cached
 per (model, provider): a call costs a dict lookup and a set test.
 
 Example::
@@ -90,7 +93,7 @@ def unsupported_params(model: str, custom_llm_provider: str | None = None) -> fr
     dropped = _openai_chat_params() - supported
     if models.known_without_reasoning(model, custom_llm_provider):
         dropped |= _REASONING_PARAMS
-    return dropped
+    return dropped | models.rejected_by_openai_reasoning(model, custom_llm_provider)
 
 
 _logged: set[tuple[str, str]] = set()

@@ -1,9 +1,11 @@
-"""The lean transport: OpenAI-compatible chat completions sent and read without litellm's machinery.
+"""The lean transport: OpenAI-compatible chat and embeddings, sent and read without litellm.
 
 For an OpenAI-compatible endpoint the request body is almost what the user wrote and the answer
 is OpenAI's JSON, so ``HTTPTransport`` posts the body itself (one aiohttp session per process,
 on an event-loop thread: ``aio_client``) and builds the ``litellm.ModelResponse`` from the
-JSON: a fraction of the CPU of a ``litellm.completion`` call. ``lean_request`` says which
+JSON: a fraction of the CPU of a ``litellm.completion`` call. Embedding requests (``input``
+instead of ``messages``) go to ``/embeddings`` and are read into the ``EmbeddingResponse``
+``litellm.embedding`` returns, by litellm's own converter. ``lean_request`` says which
 requests it reproduces exactly as litellm would send them; ``AutoTransport`` (the default)
 sends those through it and every other request through ``LiteLLMTransport``.
 
@@ -13,7 +15,10 @@ What litellm does to such a request, and this module does the same way:
   ``OPENAI_API_BASE``, else OpenAI's; key: ``api_key``, else ``OPENAI_API_KEY``; organisation:
   ``organization``, else ``OPENAI_ORGANIZATION``; ``extra_headers`` and ``extra_body`` merged;
 - parameters whose value is ``None`` are not sent; ``tool_choice`` without tools is not sent;
-- ``max_tokens`` becomes ``max_completion_tokens`` for o-series and gpt-5 models.
+- ``max_tokens`` becomes ``max_completion_tokens`` for o-series and gpt-5 models;
+- an embedding request sends ``input``, ``dimensions``, ``encoding_format`` and ``user`` as
+  written, whatever the model's mode in the price map (litellm posts any model's to
+  ``/embeddings``).
 
 Everything else litellm rewrites (image parts, cache marks, files, models routed to the
 Responses API, a pydantic ``response_format``, streaming, any parameter not listed in
@@ -34,7 +39,11 @@ import aiohttp
 import httpx
 
 from llm_api_client import _offline, errors
-from llm_api_client._constants import TRANSPORTS
+from llm_api_client._constants import (
+    CALLS_PER_SECOND_PER_PROCESS,
+    LEAN_CALLS_PER_SECOND_PER_PROCESS,
+    TRANSPORTS,
+)
 from llm_api_client._redact import redact_text
 from llm_api_client.providers import aio_client
 from llm_api_client.providers.aio_client import seconds
@@ -45,6 +54,7 @@ from llm_api_client.providers.models import resolve
 from llm_api_client.providers.pricing import cost_of
 from llm_api_client.providers.translate import translate_exception
 from llm_api_client.providers.warmup import build_response_types
+from llm_api_client.request_kind import is_embedding
 
 __all__ = [
     "TRANSPORTS",
@@ -57,11 +67,16 @@ __all__ = [
 
 litellm = _offline.litellm()
 from litellm.litellm_core_utils.core_helpers import process_response_headers  # noqa: E402
+from litellm.litellm_core_utils.llm_response_utils.convert_dict_to_response import (  # noqa: E402
+    convert_to_model_response_object,
+)
 from litellm.litellm_core_utils.llm_response_utils.get_headers import (  # noqa: E402
     get_response_headers,
 )
 
-_ORIGINAL_COMPLETION = litellm.completion  # compared at call time: a replaced one means "hooked"
+# Compared at call time: a replaced one means "hooked".
+_ORIGINAL_COMPLETION = litellm.completion
+_ORIGINAL_EMBEDDING = litellm.embedding
 
 _OPENAI_BASE = "https://api.openai.com/v1"
 _LEAN_PROVIDERS = frozenset({"openai"})
@@ -90,6 +105,11 @@ _PASSED_THROUGH = frozenset(
         "user",
     }
 )
+# OpenAI embedding parameters litellm passes to an OpenAI-compatible endpoint as written.
+_EMBEDDING_PASSED_THROUGH = frozenset({"dimensions", "encoding_format", "user"})
+# litellm's embedding call ignores a request's ``organization`` (it sets a global of the openai
+# module, which the SDK's client does not read), so such a request stays on litellm.
+_DEFAULT_ENCODING_FORMAT_VARIABLE = "LITELLM_DEFAULT_EMBEDDING_ENCODING_FORMAT"
 # Where and how to send, not what: never in the body.
 _ROUTING = frozenset(
     {
@@ -105,6 +125,7 @@ _ROUTING = frozenset(
         "num_retries",
     }
 )
+_EMBEDDING_KEYS = (_EMBEDDING_PASSED_THROUGH | _ROUTING | {"model", "input"}) - {"organization"}
 # Reasoning models take fewer sampling parameters; litellm checks those, so they stay on litellm.
 _REASONING_PASSED_THROUGH = frozenset(
     {"max_completion_tokens", "max_tokens", "metadata", "n", "response_format", "seed"}
@@ -119,6 +140,8 @@ def litellm_is_customised() -> bool:
     """Whether the user hooked or configured litellm: then every call must go through it."""
     if litellm.completion is not _ORIGINAL_COMPLETION or not nobody_listens(litellm):
         return True
+    if litellm.embedding is not _ORIGINAL_EMBEDDING:
+        return True
     return any(getattr(litellm, name, None) for name in _GLOBAL_SETTINGS)
 
 
@@ -127,6 +150,8 @@ def lean_request(request: Mapping[str, Any]) -> bool:
     model = request.get("model")
     if not isinstance(model, str):  # stream=True is no parameter of ours: litellm streams
         return False
+    if is_embedding(request):
+        return _lean_embedding(request, model)
     model_plan = _plan(model, request.get("custom_llm_provider"))
     if model_plan is None:
         return False
@@ -137,6 +162,22 @@ def lean_request(request: Mapping[str, Any]) -> bool:
     if "@" in request_url(request):  # user-info in the URL: litellm's client decides the auth
         return False
     return _plain_messages(request.get("messages")) and _plain_format(request)
+
+
+def _lean_embedding(request: Mapping[str, Any], model: str) -> bool:
+    if _embedding_model(model, request.get("custom_llm_provider")) is None:
+        return False
+    if os.environ.get(_DEFAULT_ENCODING_FORMAT_VARIABLE):
+        return False  # litellm then sends an encoding_format of its own
+    keys_known = all(key in _EMBEDDING_KEYS for key in request)
+    return keys_known and "@" not in request_url(request)
+
+
+@functools.lru_cache(maxsize=1024)
+def _embedding_model(model: str, named: Any) -> str | None:
+    """The bare model of an embedding request the lean path serves; ``None`` otherwise."""
+    found = resolve(model, named if isinstance(named, str) and named else None)
+    return found[0] if found is not None and found[1] in _LEAN_PROVIDERS else None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -188,6 +229,8 @@ def _plain_format(request: Mapping[str, Any]) -> bool:
 
 def request_body(request: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON body litellm would post for a ``lean_request``."""
+    if is_embedding(request):
+        return _embedding_body(request)
     bare, reasoning = _plan(request["model"], request.get("custom_llm_provider")) or ("", False)
     body: dict[str, Any] = {"model": bare, "messages": request["messages"]}
     for key, value in request.items():
@@ -197,6 +240,19 @@ def request_body(request: Mapping[str, Any]) -> dict[str, Any]:
         body["max_completion_tokens"] = body.pop("max_tokens")
     if not body.get("tools"):
         body.pop("tool_choice", None)
+    return _with_extra_body(body, request)
+
+
+def _embedding_body(request: Mapping[str, Any]) -> dict[str, Any]:
+    bare = _embedding_model(request["model"], request.get("custom_llm_provider"))
+    body: dict[str, Any] = {"model": bare, "input": request["input"]}
+    for key, value in request.items():
+        if key in _EMBEDDING_PASSED_THROUGH and value is not None:
+            body[key] = value
+    return _with_extra_body(body, request)
+
+
+def _with_extra_body(body: dict[str, Any], request: Mapping[str, Any]) -> dict[str, Any]:
     extra = request.get("extra_body")
     return body | extra if isinstance(extra, dict) else body
 
@@ -209,7 +265,11 @@ def request_url(request: Mapping[str, Any]) -> str:
         or os.environ.get("OPENAI_API_BASE")
         or _OPENAI_BASE
     )
-    return f"{str(base).rstrip('/')}/chat/completions"
+    return f"{str(base).rstrip('/')}{_path(request)}"
+
+
+def _path(request: Mapping[str, Any]) -> str:
+    return "/embeddings" if is_embedding(request) else "/chat/completions"
 
 
 def request_headers(request: Mapping[str, Any]) -> dict[str, str]:
@@ -218,7 +278,7 @@ def request_headers(request: Mapping[str, Any]) -> dict[str, str]:
     if key:
         headers["authorization"] = f"Bearer {key}"
     organization = request.get("organization") or os.environ.get("OPENAI_ORGANIZATION")
-    if organization:
+    if organization and not is_embedding(request):  # litellm's embedding call sends none
         headers["openai-organization"] = str(organization)
     extra = request.get("extra_headers")
     if isinstance(extra, Mapping):
@@ -234,6 +294,8 @@ class HTTPTransport:
     sockets itself, so it pickles to worker processes as it is.
     """
 
+    calls_per_second_per_process = LEAN_CALLS_PER_SECOND_PER_PROCESS  # for engine.sizing
+
     def setup(self) -> None:
         build_response_types()
         aio_client.client()
@@ -241,7 +303,8 @@ class HTTPTransport:
     def complete(self, request: dict[str, Any], *, timeout: Any) -> Any:
         if not lean_request(request):
             raise errors.InvalidRequestError(
-                "transport='http' sends plain OpenAI-compatible chat completions only; "
+                "transport='http' sends plain OpenAI-compatible chat completions and embeddings "
+                "only; "
                 "use transport='auto' or 'litellm' for this request"
             )
         url = request_url(request)
@@ -257,12 +320,12 @@ class HTTPTransport:
 
 
 def read_answer(answer: aio_client.Answer, url: str, request: Mapping[str, Any]) -> Any:
-    """The ``litellm.ModelResponse`` for an HTTP answer, or our error for a failed one."""
+    """The ``litellm.ModelResponse`` (``EmbeddingResponse``) for an answer, or our error."""
     model = request["model"]
     if answer.status >= 400:
         raise _status_error(answer, url, model)
     try:
-        response = litellm.ModelResponse(**json.loads(answer.content))
+        response = _response(json.loads(answer.content), answer, request)
     except Exception as exc:  # litellm reports an unreadable answer as the provider's 500
         error = errors.InternalServerError(
             f"OpenAIException - unreadable answer: {exc}",
@@ -275,25 +338,49 @@ def read_answer(answer: aio_client.Answer, url: str, request: Mapping[str, Any])
     return response
 
 
+def _response(data: Any, answer: aio_client.Answer, request: Mapping[str, Any]) -> Any:
+    if not is_embedding(request):
+        return litellm.ModelResponse(**data)
+    # litellm's own reading of an embeddings answer; a fresh dict of hidden params, as litellm
+    # gives each response (the class default is one shared dict).
+    response = convert_to_model_response_object(
+        response_object=data,
+        model_response_object=litellm.EmbeddingResponse(),
+        response_type="embedding",
+        _response_headers=answer.headers,
+    )
+    response._hidden_params = {}
+    return response
+
+
 def _hidden_params(
     response: Any, answer: aio_client.Answer, url: str, request: Mapping[str, Any]
 ) -> dict[str, Any]:
     """What litellm keeps beside an answer that its readers (and ours) look at."""
-    bare = _plan(request["model"], request.get("custom_llm_provider"))
     usage = Usage.of(response)
     return {
         "custom_llm_provider": "openai",
-        "api_base": url.removesuffix("/chat/completions"),
+        "api_base": url.removesuffix(_path(request)),
         "additional_headers": _additional_headers(answer.headers),
-        "provider_response_model": response.model,
+        "provider_response_model": None if is_embedding(request) else response.model,
         "response_cost": cost_of(
-            bare[0] if bare else request["model"],
+            _bare_model(request),
             usage.prompt,
             usage.completion,
             usage.cached,
             "openai",
         ),
     }
+
+
+def _bare_model(request: Mapping[str, Any]) -> str:
+    named = request.get("custom_llm_provider")
+    if is_embedding(request):
+        found = _embedding_model(request["model"], named)
+    else:
+        plan = _plan(request["model"], named)
+        found = plan[0] if plan else None
+    return found or str(request["model"])
 
 
 def _additional_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -351,6 +438,14 @@ class AutoTransport:
     def setup(self) -> None:
         self.litellm.setup()
         self.lean.setup()
+
+    @property
+    def calls_per_second_per_process(self) -> float:
+        """What ``engine.sizing`` plans one process for: the lean path's unless litellm is
+        customised (then every request goes through litellm)."""
+        if litellm_is_customised():
+            return CALLS_PER_SECOND_PER_PROCESS
+        return LEAN_CALLS_PER_SECOND_PER_PROCESS
 
     def complete(self, request: dict[str, Any], *, timeout: Any) -> Any:
         if litellm_is_customised() or not lean_request(request):

@@ -5,8 +5,13 @@ arguments, ``max_retries=0`` (the SDK's own retries would hide attempts from the
 and from our retry policy) and the attempt's ``timeout``. What the function raises becomes an
 error of our tree (``providers.translate``), whatever the function.
 
-``LiteLLMTransport`` looks ``litellm.completion`` up at every call, so code that patches it
-(``unittest.mock.patch("litellm.completion")``) sees exactly the calls a batch makes. It marks
+An embedding request (``request_kind.is_embedding``) goes to ``litellm.embedding`` instead
+(``embedding=``), with the same arguments; a streamed one (``stream=True``) is read whole and
+timed here, in the worker (``streaming.read_stream``).
+
+``LiteLLMTransport`` looks ``litellm.completion`` and ``litellm.embedding`` up at every call, so
+code that patches them (``unittest.mock.patch("litellm.completion")``) sees exactly the calls a
+batch makes. It marks
 calls nobody listens to as litellm-internal (``logging_switch``), and its ``setup()`` warms
 litellm up and gives it an HTTP pool that never drops an answer (``warmup``, ``http_pool``).
 
@@ -20,14 +25,17 @@ Example, a provider faked without a network::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from llm_api_client import _offline
 from llm_api_client.providers.http_pool import drop_inherited_clients, install_http_client
 from llm_api_client.providers.logging_switch import unheard_logging_skipped
+from llm_api_client.providers.streaming import read_stream
 from llm_api_client.providers.translate import translate_exception
 from llm_api_client.providers.warmup import build_response_types, warm_litellm
+from llm_api_client.request_kind import is_embedding, is_streamed
 
 __all__ = ["FunctionTransport", "LiteLLMTransport", "call_kwargs"]
 
@@ -45,15 +53,30 @@ def call_kwargs(request: Mapping[str, Any], timeout: Any) -> dict[str, Any]:
     return kwargs
 
 
+def _litellm_embedding(**kwargs: Any) -> Any:
+    with unheard_logging_skipped(litellm):
+        return litellm.embedding(**kwargs)  # looked up now: a patched one is called
+
+
 class FunctionTransport:
     """A transport over ``completion``, any function with ``litellm.completion``'s signature.
 
-    ``setup()`` only prepares this process to read litellm's response types (which the function
-    presumably returns) and drops litellm clients inherited from a parent process.
+    Embedding requests go to ``embedding`` (``litellm.embedding``'s signature; default
+    ``litellm.embedding`` itself), so ``APIClient(completion=...)`` replaces chat calls only.
+    ``clock`` times streamed answers. ``setup()`` only prepares this process to read litellm's
+    response types (which the function presumably returns) and drops litellm clients inherited
+    from a parent process.
     """
 
-    def __init__(self, completion: Callable[..., Any]) -> None:
+    def __init__(
+        self,
+        completion: Callable[..., Any],
+        embedding: Callable[..., Any] = _litellm_embedding,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.completion = completion
+        self.embedding = embedding
+        self.clock = clock
 
     def setup(self) -> None:
         build_response_types()
@@ -61,9 +84,17 @@ class FunctionTransport:
 
     def complete(self, request: dict[str, Any], *, timeout: Any) -> Any:
         try:
-            return self.completion(**call_kwargs(request, timeout))
+            return self._call(request, call_kwargs(request, timeout))
         except Exception as exc:
             raise translate_exception(exc, model=_model_of(request)) from exc
+
+    def _call(self, request: dict[str, Any], kwargs: dict[str, Any]) -> Any:
+        if is_embedding(request):
+            return self.embedding(**kwargs)
+        if not is_streamed(request):
+            return self.completion(**kwargs)
+        started = self.clock()
+        return read_stream(self.completion(**kwargs), request, started, self.clock)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.completion!r})"

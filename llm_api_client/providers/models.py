@@ -6,8 +6,8 @@ litellm once. The rest of the library asks here, never litellm:
 
 - ``provider_of(model, request)``: the provider a request goes to (``openai``, ``anthropic``,
   ...), resolved once per request in the coordinator and carried to the worker;
-- ``supported_openai_params``, ``known_without_reasoning``, ``openai_chat_params``: what the
-  sanitizer checks a request's parameters against;
+- ``supported_openai_params``, ``known_without_reasoning``, ``rejected_by_openai_reasoning``,
+  ``openai_chat_params``: what the sanitizer checks a request's parameters against;
 - ``context_limits``: a model's window, for truncation;
 - ``max_output_tokens``: the output a request may be charged for, for the rate limiter.
 
@@ -36,6 +36,7 @@ __all__ = [
     "openai_chat_params",
     "output_tokens_per_choice",
     "provider_of",
+    "rejected_by_openai_reasoning",
     "resolve",
     "supported_openai_params",
 ]
@@ -43,6 +44,23 @@ __all__ = [
 # Providers whose input and output limits are independent (Gemini documents inputTokenLimit and
 # outputTokenLimit separately). Everywhere else the prompt and the answer share one window.
 _SEPARATE_OUTPUT_PROVIDERS = frozenset({"gemini", "vertex_ai", "vertex_ai_beta"})
+
+# Sampling parameters OpenAI answers 400 for on its o-series reasoning models
+# (platform.openai.com/docs/guides/reasoning). litellm's list for them already lacks top_p,
+# the penalties and logprobs, but keeps temperature (it only refuses values other than 1)
+# and logit_bias; 1 is temperature's default, so dropping it never changes an answer.
+_O_SERIES_REJECTED = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "presence_penalty",
+        "frequency_penalty",
+        "logprobs",
+        "top_logprobs",
+        "logit_bias",
+    }
+)
+_O_SERIES_PROVIDERS = frozenset({"openai", "azure"})
 
 
 @functools.lru_cache(maxsize=4096)
@@ -106,6 +124,23 @@ def supported_openai_params(
     except Exception:  # litellm raises a bare Exception for some unknown models
         return None
     return None if supported is None else frozenset(supported)
+
+
+@functools.lru_cache(maxsize=4096)
+def rejected_by_openai_reasoning(
+    model: str, custom_llm_provider: str | None = None
+) -> frozenset[str]:
+    """Parameters OpenAI refuses for ``model`` because it is an o-series reasoning model.
+
+    Empty for every other model: ``rejected_by_openai_reasoning("openai/o3-mini")`` holds
+    ``temperature``, ``rejected_by_openai_reasoning("gpt-4o-mini")`` is empty.
+    """
+    found = resolve(model, custom_llm_provider)
+    if found is None or found[1] not in _O_SERIES_PROVIDERS:
+        return frozenset()
+    bare = found[0]
+    o_series = len(bare) > 1 and bare[0] == "o" and bare[1].isdigit()
+    return _O_SERIES_REJECTED if o_series else frozenset()
 
 
 @functools.lru_cache(maxsize=4096)

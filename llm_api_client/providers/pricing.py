@@ -15,6 +15,7 @@ separate reasoning-token price (reasoning tokens are billed as completion tokens
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -24,7 +25,16 @@ from llm_api_client.ratelimit.base import Cost
 
 litellm = _offline.litellm()
 
-__all__ = ["Prices", "clear_cache", "cost_of", "estimate_cost", "is_priced", "prices_of"]
+__all__ = [
+    "Prices",
+    "clear_cache",
+    "cost_of",
+    "estimate_cost",
+    "is_priced",
+    "price_map",
+    "prices_of",
+    "set_price",
+]
 
 _TIER = re.compile(r"^input_cost_per_token_above_(\d+)k_tokens$")
 
@@ -50,6 +60,8 @@ UNPRICED = Prices(priced=False)
 
 _cache: dict[tuple[str, str | None], Prices] = {}
 _lock = threading.Lock()
+# Prices the user gave (``run --price``), by model name; they win over litellm's map.
+_given: dict[str, Prices] = {}
 
 
 def prices_of(model: str, custom_llm_provider: str | None = None) -> Prices:
@@ -66,6 +78,16 @@ def prices_of(model: str, custom_llm_provider: str | None = None) -> Prices:
 def clear_cache() -> None:
     """Forget resolved prices (after ``litellm.register_model`` changed the map)."""
     with _lock:
+        _cache.clear()
+
+
+def set_price(model: str, input_per_token: float, output_per_token: float) -> None:
+    """Price ``model`` in USD per token where litellm's map does not (or overrule it).
+
+    Set before a client starts its worker processes: they are forked with it.
+    """
+    with _lock:
+        _given[model] = Prices(input_per_token, output_per_token, input_per_token)
         _cache.clear()
 
 
@@ -100,6 +122,38 @@ def estimate_cost(model: str, cost: Cost, custom_llm_provider: str | None = None
     return cost_of(model, cost.input_tokens, cost.output_tokens, 0, custom_llm_provider)
 
 
+def price_map() -> dict[str, str | None]:
+    """Which price map litellm loaded: ``{"source": "current" | "bundled", "reason": ...}``.
+
+    ``current``: fetched at import (litellm's default); ``bundled``: the copy the installed
+    litellm ships, because the user asked (``LLM_API_CLIENT_LOCAL_PRICES=1`` or
+    ``LITELLM_LOCAL_MODEL_COST_MAP=True``) or the current one could not be had.
+    """
+    info = _litellm_source_info()
+    if _offline.bundled_because is not None:
+        return {"source": "bundled", "reason": _offline.bundled_because}
+    if info.get("source") == "remote":
+        return {"source": "current", "reason": None}
+    fallback = info.get("fallback_reason")
+    if fallback is None or info.get("is_env_forced"):
+        return {"source": "bundled", "reason": _asked_for_bundled()}
+    return {"source": "bundled", "reason": str(fallback)}
+
+
+def _litellm_source_info() -> dict[str, object]:
+    try:
+        from litellm.litellm_core_utils.get_model_cost_map import get_model_cost_map_source_info
+    except ImportError:  # an older litellm: only the environment tells
+        return {"source": "local" if os.environ.get(_offline.LITELLM_LOCAL) else "remote"}
+    return dict(get_model_cost_map_source_info())
+
+
+def _asked_for_bundled() -> str:
+    if os.environ.get(_offline.LOCAL_PRICES):
+        return f"{_offline.LOCAL_PRICES} is set"
+    return f"{_offline.LITELLM_LOCAL} is set"
+
+
 def _candidates(model: str, provider: str | None) -> list[str]:
     names = [model]
     if provider and not model.startswith(f"{provider}/"):
@@ -112,6 +166,8 @@ def _candidates(model: str, provider: str | None) -> list[str]:
 def _resolve(model: str, provider: str | None) -> Prices:
     table = litellm.model_cost
     for name in _candidates(model, provider):
+        if name in _given:
+            return _given[name]
         entry = table.get(name)
         if isinstance(entry, dict) and _has_token_prices(entry):
             return _prices(entry)

@@ -9,6 +9,8 @@
                                                      QuotaStore (store.py)
                                                         LocalStore (memory.py): threads of a process
                                                         SharedMemoryStore (shared.py): processes
+                                                        RedisStore (redis_store.py): hosts, one
+                                                          Lua script per operation (optional)
                                                         │ calls, inside its lock, with its clock
                                                         ▼
                                                      bucket.py: the arithmetic, pure functions

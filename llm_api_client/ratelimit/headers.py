@@ -74,7 +74,8 @@ def parse_rate_limit_headers(
 ) -> RateLimitInfo:
     """Parse OpenAI- and Anthropic-style rate-limit headers; ``now`` is wall-clock time."""
     fields: dict[str, dict[str, float]] = {"limit": {}, "remaining": {}, "reset": {}}
-    for raw_name, raw_value in normalize_headers(headers).items():
+    normalized = normalize_headers(headers)
+    for raw_name, raw_value in normalized.items():
         match = _OPENAI.fullmatch(raw_name)
         if match:
             kind, unit = match.groups()
@@ -91,7 +92,7 @@ def parse_rate_limit_headers(
         limits=fields["limit"],
         remaining=fields["remaining"],
         resets=fields["reset"],
-        retry_after=retry_after_seconds(headers, now=now),
+        retry_after=_retry_after(normalized, now),
     )
 
 
@@ -101,7 +102,10 @@ def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None)
     ``retry-after`` may be seconds or an HTTP date (compared with ``now``, wall-clock time).
     Returns None when absent or unusable (negative, nan, infinite, more than a day).
     """
-    normalized = normalize_headers(headers)
+    return _retry_after(normalize_headers(headers), now)
+
+
+def _retry_after(normalized: Mapping[str, str], now: float | None) -> float | None:
     millis = _number(normalized.get("retry-after-ms"))
     if millis is not None and _plausible(millis / 1000.0):
         return millis / 1000.0

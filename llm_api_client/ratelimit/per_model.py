@@ -25,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 
 from llm_api_client._settings import PER_MINUTE
@@ -46,6 +47,7 @@ __all__ = [
     "is_unlimited",
     "limiter_set",
     "limits_table",
+    "store_for_model",
 ]
 
 # A model's limits are named as the client-wide ones, in ``Limits`` order.
@@ -200,6 +202,19 @@ def _limits_of(model: str, settings: object, burst_seconds: float) -> Limits:
             raise ConfigurationError(f"model_limits[{model!r}][{name!r}] must be {problem}")
     requests, tokens, input_tokens, output_tokens = (settings.get(name) for name in SETTINGS)
     return Limits(requests, tokens, input_tokens, output_tokens, burst_seconds)
+
+
+def store_for_model(store: str, model: str) -> str:
+    """The store URL of a model's own quota beside the client-wide one at ``store``.
+
+    A store named by a key (Redis: ``URL#KEY``) gets the key suffixed with the model, so every
+    client naming the same key shares each model's quota too; the others are made anew.
+    """
+    if "#" in store:
+        return store + urllib.parse.quote(f":{model}", safe="")
+    if store.startswith("ray://"):
+        raise ConfigurationError(f"model_limits need a new quota per model, not the one {store!r}")
+    return store
 
 
 def limiter_set(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from llm_api_client._constants import (
     DEFAULT_MAX_OUTPUT_TOKENS,
@@ -31,6 +31,8 @@ class SimulatorConfig:
     ``stream_token_delay_ms``: in a streamed answer, the time between two output tokens (the
     first comes after ``latency_ms``, the time to first token).
     ``embedding_dimensions``: length of the vectors ``/v1/embeddings`` returns.
+    ``api_key``: when set, a request whose ``Authorization: Bearer`` is another key (or none) is
+    answered 401 ``invalid_api_key``, before anything else, as OpenAI does.
     """
 
     host: str = "127.0.0.1"
@@ -51,6 +53,7 @@ class SimulatorConfig:
     stream_token_delay_ms: float = 0.0
     embedding_dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS
     models: tuple[str, ...] = DEFAULT_MODELS
+    api_key: str | None = field(default=None, repr=False)  # a credential: never shown
 
     def __post_init__(self) -> None:
         for problem in _problems(self):

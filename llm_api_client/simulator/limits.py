@@ -76,6 +76,10 @@ class Admission:
 
 
 ADMITTED = Admission(admitted=True)
+_HEADER_NAMES = {
+    name: tuple(f"x-ratelimit-{kind}-{name}" for kind in ("limit", "remaining", "reset"))
+    for name in (REQUESTS, TOKENS)
+}
 
 
 class WindowLimiter:
@@ -128,9 +132,11 @@ class WindowLimiter:
         """OpenAI's ``x-ratelimit-*`` headers for the buckets' current levels."""
         out: dict[str, str] = {}
         for name, bucket in self.buckets.items():
-            out[f"x-ratelimit-limit-{name}"] = str(int(bucket.per_minute))
-            out[f"x-ratelimit-remaining-{name}"] = str(max(0, math.floor(bucket.level)))
-            out[f"x-ratelimit-reset-{name}"] = format_duration(bucket.reset_in())
+            # Built on every answer: the names come from a table rather than f-strings.
+            limit, remaining, reset = _HEADER_NAMES[name]
+            out[limit] = str(int(bucket.per_minute))
+            out[remaining] = str(max(0, math.floor(bucket.level)))
+            out[reset] = format_duration(bucket.reset_in())
         return out
 
     def refill_all(self) -> None:

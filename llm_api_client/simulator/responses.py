@@ -48,9 +48,12 @@ def ceil_milliseconds(seconds: float) -> int:
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str]) -> web.Response:
-    return web.Response(
-        status=status, body=dumps(payload).encode(), headers=headers, content_type=JSON
-    )
+    return body_response(status, dumps(payload).encode(), headers)
+
+
+def body_response(status: int, body: bytes, headers: dict[str, str]) -> web.Response:
+    """A JSON answer already encoded."""
+    return web.Response(status=status, body=body, headers=headers, content_type=JSON)
 
 
 def error_body(message: str, kind: str, param: str | None, code: str | None) -> dict[str, Any]:
@@ -186,6 +189,29 @@ def chat_completion(answer: Answer) -> dict[str, Any]:
         "choices": choices,
         "usage": usage(answer.prompt_tokens, answer.completion_tokens),
     }
+
+
+# ``dumps(chat_completion(answer))`` with the constant parts written once: the dict and its
+# encoding were a fifth of the simulator's CPU per plain chat completion (the loopback bench).
+_COMPLETION_HEAD = '{"id":%s,"object":"chat.completion","created":%d,"model":%s,"service_tier":'
+_COMPLETION_HEAD += '"default","system_fingerprint":"fp_simulator","choices":['
+_CHOICE = '{"index":%d,"message":{"role":"assistant","content":%s,"refusal":null,'
+_CHOICE += '"annotations":[]},"logprobs":null,"finish_reason":%s}'
+_COMPLETION_USAGE = (
+    '],"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d,'
+    '"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},"completion_tokens_details":'
+    '{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,'
+    '"rejected_prediction_tokens":0}}}'
+)
+
+
+def chat_completion_body(answer: Answer) -> bytes:
+    """``chat_completion(answer)`` encoded as ``json_response`` would, byte for byte."""
+    content, finish = dumps(answer.content), dumps(answer.finish_reason)
+    head = _COMPLETION_HEAD % (dumps(answer.completion_id), answer.created, dumps(answer.model))
+    choices = ",".join(_CHOICE % (i, content, finish) for i in range(answer.n))
+    prompt, completion = answer.prompt_tokens, answer.completion_tokens
+    return (head + choices + _COMPLETION_USAGE % (prompt, completion, prompt + completion)).encode()
 
 
 def chat_chunk(answer: Answer, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ Everything runs on one event loop, so the limiter and the counters need no locks
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import json
 import secrets
@@ -175,6 +176,8 @@ class SimulatorServer:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         call = _Call(CHAT, self._base_headers())
+        if not self._authorized(request):
+            return self._unauthorized(call)
         try:
             chat = parse_chat(await _read_json(request))
         except ValueError as exc:  # BadRequest, or JSON that does not parse
@@ -200,7 +203,7 @@ class SimulatorServer:
         if chat.stream:
             return await self._stream(request, answer, chat.include_usage, call)
         self.stats.on_answered(prompt, answer.completion_tokens, call.endpoint)
-        return responses.json_response(200, responses.chat_completion(answer), call.headers)
+        return responses.body_response(200, responses.chat_completion_body(answer), call.headers)
 
     def _answer(self, chat: ChatRequest, prompt: int, call: _Call) -> responses.Answer:
         length = self.config.completion_tokens
@@ -244,6 +247,8 @@ class SimulatorServer:
 
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         call = _Call(EMBEDDINGS, self._base_headers())
+        if not self._authorized(request):
+            return self._unauthorized(call)
         try:
             embed = parse_embeddings(await _read_json(request), self.config.embedding_dimensions)
         except ValueError as exc:
@@ -293,6 +298,18 @@ class SimulatorServer:
         per_minute = self.limiter.buckets[verdict.limited_by].per_minute
         requested = 1 if verdict.limited_by == REQUESTS else cost
         return responses.rate_limited(verdict, model, per_minute, requested, call.headers)
+
+    def _authorized(self, request: web.Request) -> bool:
+        expected = self.config.api_key
+        if expected is None:
+            return True
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(given.encode(), expected.encode())
+
+    def _unauthorized(self, call: _Call) -> web.Response:
+        self.stats.on_received("<unauthorized>", call.endpoint)
+        self.stats.on_error("invalid_api_key", call.endpoint)
+        return responses.status_error(401, call.headers)
 
     def _invalid(self, exc: ValueError, call: _Call) -> web.Response:
         self.stats.on_received("<invalid>", call.endpoint)
