@@ -183,3 +183,14 @@ def test_a_bad_model_limit_is_a_usage_error(text: str, capsys: pytest.CaptureFix
         parse_run("--model-limit", text)
     assert exited.value.code == 2
     assert "MODEL=RPM" in capsys.readouterr().err
+
+
+def test_a_keyed_store_keeps_each_models_quota_under_its_own_key() -> None:
+    from llm_api_client.ratelimit.per_model import store_for_model
+
+    assert (
+        store_for_model("redis://h:6379/0#team", LISTED) == "redis://h:6379/0#team%3Aopenai%2Fgpt-a"
+    )
+    assert store_for_model("shared-memory://spawn", LISTED) == "shared-memory://spawn"
+    with pytest.raises(ConfigurationError, match="model_limits"):
+        store_for_model("ray://quota", LISTED)
