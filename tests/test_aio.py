@@ -181,7 +181,7 @@ def test_cancelling_ends_a_batch_whose_calls_are_all_still_on_the_wire(backend):
 
     assert seconds < 10  # not the 20 s the calls take: no result had to arrive first
     # The driver is gone; a thread of the thread backend on the wire finishes in the background.
-    assert "llm-api-client-async" not in _engine_threads()
+    assert "llm-api-client-async" not in [thread.name for thread in _engine_threads()]
     assert not multiprocess.active_children()
 
 
@@ -197,6 +197,8 @@ def test_cancelling_the_task_cancels_the_batch(backend):
         with pytest.raises(asyncio.CancelledError):
             await task
 
+    # Threads an earlier test left on the wire (its calls sleep 20 s) are not this batch's.
+    earlier = set(_engine_threads())
     with Simulator(latency_ms=50) as sim, APIClient(240, None, processes=backend) as client:
         asyncio.run(main(sim, client))
         time.sleep(0.5)  # a call sent just before the cancel reaches the server
@@ -205,13 +207,13 @@ def test_cancelling_the_task_cancels_the_batch(backend):
         assert sim.stats()["received"] == at_cancel < 40
         assert client.tracker.total_attempts <= at_cancel
         assert not multiprocess.active_children()
-        assert _eventually(lambda: not _engine_threads()), _engine_threads()
+        assert _eventually(lambda: not set(_engine_threads()) - earlier), _engine_threads()
 
 
-def _engine_threads() -> list[str]:
-    """The batch's threads (its driver's, the backend's), not the process's HTTP client's."""
-    names = [t.name for t in threading.enumerate() if t.name.startswith("llm-api-client")]
-    return [name for name in names if name != "llm-api-client-http"]
+def _engine_threads() -> list[threading.Thread]:
+    """The batches' threads (their drivers', the backends'), not the process's HTTP client's."""
+    names = ("llm-api-client", "llm-api-client-http")
+    return [t for t in threading.enumerate() if t.name.startswith(names[0]) and t.name != names[1]]
 
 
 def _eventually(condition: Any, seconds: float = 5.0) -> bool:

@@ -203,9 +203,16 @@ def test_a_second_run_with_the_same_cache_sends_nothing(tmp_path: Path):
         sent = sim.stats()["received"]
         assert cli_main.main([*common, "-o", str(tmp_path / "2.jsonl"), "--cache", str(cache)]) == 0
         assert sim.stats()["received"] == sent == n
-    second = [json.loads(line) for line in (tmp_path / "2.jsonl").read_text().splitlines()]
-    answers = {
+    first, second = (_answers(tmp_path / name) for name in ("1.jsonl", "2.jsonl"))
+    assert second == first  # each row's own answer, under the id the first run gave it
+    assert sorted(second.values()) == sorted(f"echo: q{i}" for i in range(n))
+
+
+def _answers(output: Path) -> dict[str, str]:
+    import json
+
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    return {
         row["custom_id"]: row["response"]["body"]["choices"][0]["message"]["content"]
-        for row in second
+        for row in rows
     }
-    assert answers == {f"line-{i + 1}": f"echo: q{i}" for i in range(n)}
