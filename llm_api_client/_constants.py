@@ -129,6 +129,15 @@ STALE_LOCK_SECONDS = 30.0
 RATE_DECREASE_ON_REPEATED_429 = 0.75
 REPEATED_429_SECONDS = 60.0
 
+# A provider enforcing a per-minute limit per 1-s window holds one request in its window below
+# 120 RPM: it refuses any arrival closer than 1/rate to the one before. Paced exactly at such a
+# learned limit, the send jitter (thread wake-up, the connection) draws a 429 for about every
+# other request (60 RPM at the simulator, 60 requests: 31 429s on one host, 25 on three over
+# Redis). A learned requests limit below LOW_LIMIT_PER_MINUTE is therefore paced at
+# LOW_LIMIT_PACE of it (60 RPM: one request every 1.053 s, 53 ms for the jitter).
+LOW_LIMIT_PER_MINUTE = 120.0
+LOW_LIMIT_PACE = 0.95
+
 # Rate limiter slow start (``probe_seconds``): the first request goes alone and the others wait
 # for the provider's first answer (its x-ratelimit-limit-* headers reach ``observe``), at most this
 # long, polling this often. Measured against the simulator at 600 RPM with the client set to

@@ -14,7 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llm_api_client._constants import PROBE_POLL_SECONDS, RATE_DECREASE_ON_REPEATED_429
+from llm_api_client._constants import (
+    LOW_LIMIT_PACE,
+    PROBE_POLL_SECONDS,
+    RATE_DECREASE_ON_REPEATED_429,
+)
 from llm_api_client.errors import ConfigurationError, RateLimitDelayExceeded, RequestTooLargeError
 from llm_api_client.ratelimit import (
     Cost,
@@ -456,12 +460,24 @@ def test_slow_start_holds_the_others_until_the_first_answer(make_limiter: MakeLi
     limiter = make_limiter(Limits(requests_per_minute=600), probe_seconds=2.0)
     assert limiter.acquire(Cost()) == 0.0  # the probe goes alone
     clock = clock_of(limiter)
-    clock.on_sleep = lambda _: limiter.observe(ProviderLimits(limits={"requests": 60}))
-    waited = limiter.acquire(Cost())  # held until the answer, then paced at the learned 60/min
+    clock.on_sleep = lambda _: limiter.observe(ProviderLimits(limits={"requests": 120}))
+    waited = limiter.acquire(Cost())  # held until the answer, then paced at the learned 120/min
     assert clock.sleeps[0] == PROBE_POLL_SECONDS
-    assert waited == pytest.approx(1.0)  # one second after the probe, as 60/min wants
-    assert limiter.snapshot().rates_per_minute == pytest.approx({"requests": 60})
-    assert limiter.acquire(Cost()) == pytest.approx(1.0)  # no more holding
+    assert waited == pytest.approx(0.5)  # half a second after the probe, as 120/min wants
+    assert limiter.snapshot().rates_per_minute == pytest.approx({"requests": 120})
+    assert limiter.acquire(Cost()) == pytest.approx(0.5)  # no more holding
+
+
+def test_a_learned_limit_under_two_requests_a_second_is_paced_with_a_margin(
+    make_limiter: MakeLimiter,
+) -> None:
+    # A provider's 1-s window then holds one request: exact pacing would draw a 429 for every
+    # arrival the send jitter brings a little early.
+    limiter = make_limiter(Limits(requests_per_minute=3_000))
+    limiter.observe(ProviderLimits(limits={"requests": 60}))
+    assert limiter.snapshot().rates_per_minute == pytest.approx({"requests": 60 * LOW_LIMIT_PACE})
+    limiter.acquire(Cost())
+    assert limiter.acquire(Cost()) == pytest.approx(1 / LOW_LIMIT_PACE)  # 1.053 s, not 1 s
 
 
 def test_slow_start_gives_up_waiting_after_probe_seconds(make_limiter: MakeLimiter) -> None:

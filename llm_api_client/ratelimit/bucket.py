@@ -49,6 +49,8 @@ import math
 from collections.abc import MutableSequence
 
 from llm_api_client._constants import (
+    LOW_LIMIT_PACE,
+    LOW_LIMIT_PER_MINUTE,
     MIN_REQUEST_BUCKET_CAPACITY,
     RATE_DECREASE_ON_REPEATED_429,
     REPEATED_429_SECONDS,
@@ -286,7 +288,15 @@ def learn_limit(state: State, index: int, per_minute: float, now: float) -> None
     configured = state[base + CONFIGURED]
     target = min(per_minute, configured) if configured else per_minute
     if target != state[base + LIMIT]:
-        _set_limit(state, index, target, now)
+        state[base + LIMIT] = target
+        _set_pace(state, index, learned_pace(index, target), now)
+
+
+def learned_pace(index: int, per_minute: float) -> float:
+    """The pace for a provider's limit: below ``LOW_LIMIT_PER_MINUTE`` requests, a margin less."""
+    if index == 0 and per_minute < LOW_LIMIT_PER_MINUTE:
+        return per_minute * LOW_LIMIT_PACE
+    return per_minute
 
 
 def slow_down(state: State, now: float) -> None:

@@ -1,7 +1,8 @@
 -- bucket.py's arithmetic in Lua, run by Redis: one script per QuotaStore operation.
 --
 -- redis_store.py prepends the constants (MIN_REQUEST_BUCKET_CAPACITY, RATE_DECREASE,
--- REPEATED_429_SECONDS, LAYOUT_VERSION, REFUND_TOKEN_MS) and appends one line, "return OP()", per operation.
+-- REPEATED_429_SECONDS, LOW_LIMIT_PER_MINUTE, LOW_LIMIT_PACE, LAYOUT_VERSION, REFUND_TOKEN_MS)
+-- and appends one line, "return OP()", per operation.
 -- The state is bucket.py's layout (1-based here) packed with cmsgpack (float64, exact), then
 -- ORIGIN and INCARNATION: the Redis second the state was made (times are kept relative to it, so
 -- they stay small and precise) and its microsecond (the two name this incarnation of the state:
@@ -80,13 +81,21 @@ local function set_limit(s, i, per_minute, now)
     set_pace(s, i, per_minute, now)
 end
 
+local function learned_pace(i, per_minute)
+    if i == 1 and per_minute < LOW_LIMIT_PER_MINUTE then return per_minute * LOW_LIMIT_PACE end
+    return per_minute
+end
+
 local function learn_limit(s, i, per_minute, now)
     if not (finite(per_minute) and per_minute > 0) then return end
     local base = BASES[i]
     local configured = s[base + CONFIGURED]
     local target = per_minute
     if configured ~= 0 then target = math.min(per_minute, configured) end
-    if target ~= s[base + LIMIT] then set_limit(s, i, target, now) end
+    if target ~= s[base + LIMIT] then
+        s[base + LIMIT] = target
+        set_pace(s, i, learned_pace(i, target), now)
+    end
 end
 
 local function slow_down(s, now)

@@ -83,6 +83,8 @@ def script_source(operation: str) -> str:
         f"local MIN_REQUEST_BUCKET_CAPACITY = {constants.MIN_REQUEST_BUCKET_CAPACITY!r}\n"
         f"local RATE_DECREASE = {constants.RATE_DECREASE_ON_REPEATED_429!r}\n"
         f"local REPEATED_429_SECONDS = {constants.REPEATED_429_SECONDS!r}\n"
+        f"local LOW_LIMIT_PER_MINUTE = {constants.LOW_LIMIT_PER_MINUTE!r}\n"
+        f"local LOW_LIMIT_PACE = {constants.LOW_LIMIT_PACE!r}\n"
         f"local LAYOUT_VERSION = {bucket.LAYOUT_VERSION!r}\n"
         f"local REFUND_TOKEN_MS = {round(constants.REDIS_REFUND_TOKEN_SECONDS * 1000)}\n"
     )
