@@ -58,7 +58,8 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, em
     OpenAI-compatible calls skip litellm unless the user hooks it), ``cache`` and
     ``cache_mode`` (the response cache), ``rate_limit_store`` and ``rate_limit_key`` (one
     quota across processes and hosts: Redis or a Ray cluster store), ``start_method`` (how
-    worker processes start), ``backend="ray"`` and ``ray_actor_options`` (Ray actors).
+    worker processes start), ``backend="ray"`` and ``ray_actor_options`` (Ray actors),
+    ``model_limits`` (some models' own limits, under the client-wide ones).
 
     A client runs one batch at a time. Use it as a context manager, or call ``close()``, to
     stop its worker processes and free its shared memory (done at exit otherwise).
@@ -86,6 +87,7 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, em
         start_method: str | None = None,
         backend: str | None = None,
         ray_actor_options: Mapping[str, Any] | None = None,
+        model_limits: Mapping[str, Mapping[str, int | None]] | None = None,
     ) -> None:
         _settings.check(**{k: v for k, v in locals().items() if k in _settings.CLIENT_RULES})
         if completion is not None and not callable(completion):
@@ -109,7 +111,8 @@ class APIClient(SeedRequestHelpers, AsyncClientMixin, Embeddings):  # aio.py, em
         self._runtime = Runtime(self.limits, execution, processes=processes,
                                 max_workers=max_workers, late_usage=late, store=store,
                                 start_method=start_method, backend=backend,
-                                backend_options=ray_actor_options)  # fmt: skip
+                                backend_options=ray_actor_options,
+                                model_limits=model_limits)  # fmt: skip
         self._finalizer = weakref.finalize(self, self._runtime.close)
         self.last_errors: dict[int, LLMAPIClientError] = {}
         self.cache = open_cache(cache, cache_mode)  # the response cache (``cache``), or None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from llm_api_client._settings import Number
+from llm_api_client._settings import PER_MINUTE, Number
 
 __all__ = [
     "COUNT",
@@ -25,6 +25,7 @@ __all__ = [
     "add_quiet",
     "add_rate_limits",
     "configure_logging",
+    "model_limit",
     "number",
 ]
 
@@ -131,3 +132,16 @@ def configure_logging(level: str) -> None:
 
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("llm_api_client").setLevel(level)
+
+
+def model_limit(text: str) -> tuple[str, dict[str, float]]:
+    """An argparse ``type`` for ``--model-limit MODEL=RPM[:TPM]``: one entry of ``model_limits``."""
+    model, _, limits = text.rpartition("=")
+    values = [_parse(part, integer=False) for part in limits.split(":")]
+    if not model or not 1 <= len(values) <= 2 or not all(map(PER_MINUTE.allows, values)):
+        raise argparse.ArgumentTypeError(
+            f"must be MODEL=RPM or MODEL=RPM:TPM, each {PER_MINUTE.describe()}, not {text!r}"
+        )
+    names = ("max_requests_per_minute", "max_tokens_per_minute")
+    checked = [value for value in values if value is not None]  # all of them, as allowed
+    return model, dict(zip(names, checked, strict=False))

@@ -34,6 +34,7 @@ from llm_api_client.cli.options import (
     add_quiet,
     add_rate_limits,
     configure_logging,
+    model_limit,
     number,
 )
 from llm_api_client.jobs.driver import BatchJob, JobOptions
@@ -144,6 +145,14 @@ def _add_limits(parser: argparse.ArgumentParser) -> None:
             help=f"{kind} tokens per minute, for providers that limit them apart "
             "(default: no such limit)",
         )
+    add(
+        "--model-limit",
+        type=model_limit,
+        action="append",
+        metavar="MODEL=RPM[:TPM]",
+        help="a model's own limits, under the overall ones; repeat for several models "
+        "(default: none)",
+    )
     workers = number(_settings.WORKERS)
     add("--max-workers", type=workers, metavar="N", help=_MAX_WORKERS)
     processes = number(_settings.PROCESSES)
@@ -213,6 +222,7 @@ def make_client(args: argparse.Namespace, max_cost: float | None = None) -> Any:
         cache_mode=args.cache_mode,
         rate_limit_store=args.rate_limit_store,
         rate_limit_key=args.rate_limit_key,
+        model_limits=dict(args.model_limit or ()),
     )
 
 

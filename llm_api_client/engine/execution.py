@@ -42,7 +42,7 @@ def run_item(item: CallItem, limiter: RateLimiter, config: ExecutionConfig) -> O
             item.request,
             index=item.index,
             cost=item.cost,
-            limiter=limiter,
+            limiter=limiter.for_model(item.model),  # per-model limits: its own buckets
             policy=_policy(item.max_retries),
             max_delay=config.max_delay,
             transport=config.transport,

@@ -34,7 +34,7 @@ from multiprocess.connection import wait
 from llm_api_client.engine.execution import ExecutionConfig
 from llm_api_client.engine.messages import STOP, CallItem, Outcome, WorkerExited, decode, encode
 from llm_api_client.engine.worker import worker_main
-from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
+from llm_api_client.ratelimit.base import RateLimiter
 
 # Items queued to a worker beyond its threads, so a thread that finishes finds work at once.
 PREFETCH_PER_WORKER = 4
@@ -65,7 +65,7 @@ class ProcessBackend:
 
     def __init__(
         self,
-        limiter: SharedMemoryRateLimiter,
+        limiter: RateLimiter,  # over shared memory (per model too: ratelimit.per_model)
         config: ExecutionConfig,
         processes: int,
         threads: int,

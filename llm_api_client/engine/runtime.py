@@ -33,7 +33,7 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from llm_api_client._constants import DEFAULT_PROBE_SECONDS, MAX_THREADS_PER_PROCESS
 from llm_api_client.engine import cancellation
@@ -50,7 +50,7 @@ from llm_api_client.engine.sizing import (
 )
 from llm_api_client.engine.start_method import choose_start_method
 from llm_api_client.errors import ConfigurationError
-from llm_api_client.ratelimit import selection
+from llm_api_client.ratelimit import per_model, selection
 from llm_api_client.ratelimit.base import Limits, RateLimiter
 from llm_api_client.records import UsageRecord
 
@@ -123,12 +123,9 @@ def _start_threads(runtime: Runtime, plan: Plan, limiter: RateLimiter) -> Backen
 
 def _start_processes(runtime: Runtime, plan: Plan, limiter: RateLimiter) -> Backend:
     from llm_api_client.engine.processes import ProcessBackend
-    from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
 
     # Forked workers inherit a shared-memory limiter's mapping; a Redis one connects again.
-    assert isinstance(limiter, SharedMemoryRateLimiter) or hasattr(limiter, "unlink")
-    return ProcessBackend(cast(SharedMemoryRateLimiter, limiter), runtime.execution,
-                          plan.processes, plan.threads,
+    return ProcessBackend(limiter, runtime.execution, plan.processes, plan.threads,
                           start_method=runtime.start_method)  # fmt: skip
 
 
@@ -159,9 +156,10 @@ class Runtime:
     ``processes`` (None: by the limit and the batch size) and ``max_workers`` (None: follow the
     latency) are the client's settings; ``backend`` names a ``BACKENDS`` entry instead of the
     choice by ``processes``. ``store`` (a ``STORES`` URL, e.g. Redis) holds every backend's
-    quota instead of the backend kind's own store. ``late_usage`` receives the usage of calls
-    that finish after their batch was abandoned (the tracker's ``add_calls``: never the client,
-    which would keep it alive).
+    quota instead of the backend kind's own store. ``model_limits``: a model's own limits by
+    setting name (``ratelimit.per_model``), under ``limits``, which then cap the whole client.
+    ``late_usage`` receives the usage of calls that finish after their batch was abandoned (the
+    tracker's ``add_calls``: never the client, which would keep it alive).
     """
 
     def __init__(
@@ -176,6 +174,7 @@ class Runtime:
         store: str | None = None,
         start_method: str | None = None,
         backend_options: Mapping[str, Any] | None = None,
+        model_limits: Mapping[str, Mapping[str, float | None]] | None = None,
     ) -> None:
         if backend is not None and backend not in BACKENDS:
             raise ConfigurationError(f"no backend {backend!r}; known: {sorted(BACKENDS)}")
@@ -184,6 +183,9 @@ class Runtime:
         self.store = store  # the quota's store for every backend (None: each kind's own)
         self.backend_options = dict(backend_options or {})
         self.limits = limits
+        self.model_limits = per_model.limits_table(model_limits or {}, limits.burst_seconds)
+        # What the batch runs at, listed models included: sizes its processes and its window.
+        self.batch_limits = per_model.combined_limits(limits, self.model_limits)
         self.execution = execution
         self.processes = processes
         self.max_workers = max_workers
@@ -203,7 +205,7 @@ class Runtime:
         if self.processes is not None:
             return self.processes
         per_process = calls_per_second_per_process(self.execution.transport)
-        return default_processes(self.limits.requests_per_minute, size, per_process)
+        return default_processes(self.batch_limits.requests_per_minute, size, per_process)
 
     def plan(self, size: int | None, max_workers: int | None = None) -> Plan:
         """The backend and shape a batch of ``size`` requests runs on."""
@@ -229,7 +231,7 @@ class Runtime:
             return FixedWindow(threads + slack)
         # Threads start lazily: a high cap costs nothing until used.
         cap = plan.threads * max(1, plan.processes)
-        limits = (self.limits.requests_per_minute, self.limits.tokens_per_minute)
+        limits = (self.batch_limits.requests_per_minute, self.batch_limits.tokens_per_minute)
         return LatencyWindow(*limits, cap=cap, slack=slack)
 
     # -- one batch at a time --------------------------------------------------------------
@@ -264,10 +266,18 @@ class Runtime:
         if store == "shared-memory":  # its locks must suit how the workers start
             store = f"shared-memory://{self.start_method}"
         if not kind.shared:
-            return limiter_for(store, self.limits)
+            return self._new_limiter(store)
         if store not in self._kept:
-            self._kept[store] = limiter_for(store, self.limits)
+            self._kept[store] = self._new_limiter(store)
         return self._kept[store]
+
+    def _new_limiter(self, store: str) -> RateLimiter:
+        """The client-wide limiter over ``store``, with one per listed model beside it."""
+
+        def make(limits: Limits, model: str) -> RateLimiter:
+            return limiter_for(per_model.store_for_model(store, model) if model else store, limits)
+
+        return per_model.limiter_set(make, self.limits, self.model_limits)
 
     # -- lifecycle ------------------------------------------------------------------------
     def close_backend(self) -> None:

@@ -23,14 +23,13 @@ from llm_api_client.engine.execution import ExecutionConfig, failed_outcome, run
 from llm_api_client.engine.messages import STOP, CallItem, WorkerExited, decode, encode
 from llm_api_client.errors import LLMAPIClientError
 from llm_api_client.ratelimit.base import RateLimiter
-from llm_api_client.ratelimit.shared import SharedMemoryRateLimiter
 
 
 def worker_main(
     worker_id: int,
     tasks: Any,
     results: Any,
-    limiter: SharedMemoryRateLimiter,
+    limiter: RateLimiter,  # over shared memory (per model too: ratelimit.per_model)
     config: ExecutionConfig,
     *,
     threads: int,
@@ -78,7 +77,7 @@ def _run_and_send(
     send(data)
 
 
-def _exit_when_orphaned(parent_pid: int, limiter: SharedMemoryRateLimiter) -> None:
+def _exit_when_orphaned(parent_pid: int, limiter: RateLimiter) -> None:
     """Exit the process within a second of the parent's death (its pid is re-parented)."""
 
     def watch() -> None:

@@ -142,3 +142,10 @@ class RateLimiter(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (shared memory); the default has none."""
+
+    def unlink(self) -> None:  # noqa: B027 - optional hook
+        """Remove shared state's name for good (its owner is gone); the default has none."""
+
+    def for_model(self, model: str | None) -> RateLimiter:
+        """The limiter a request for ``model`` goes through (``per_model``); by default this."""
+        return self
