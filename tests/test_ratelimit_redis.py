@@ -318,6 +318,26 @@ def test_a_password_never_reaches_the_log() -> None:
     assert redacted_url("unix:///tmp/r.sock") == "unix:///tmp/r.sock"
 
 
+def test_a_pickled_store_is_the_same_quota_on_its_own_connection() -> None:
+    """What a Ray actor receives: the settings, connected anew; the limiter wakes on news."""
+    import pickle
+
+    limits = Limits(requests_per_minute=600, burst_seconds=1)
+    store = RedisStore(limits, shared_server().url, fresh_key(), probe_seconds=7, idle_expiry=30)
+    store.reserve(Cost(), None)
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy._client is not store._client  # its own connection, never the original's
+    assert (copy.key, copy.limits, copy._config) == (store.key, store.limits, store._config)
+    copy.reserve(Cost(), None)
+    assert copy.news.incarnation == store.news.incarnation  # one quota: the same state
+    assert isinstance(copy.limiter(), RedisRateLimiter)
+    assert "s3cret" not in repr(
+        pickle.loads(pickle.dumps(RedisStore(limits, "redis://:s3cret@h/0")))
+    )
+    store.close()
+    copy.close()
+
+
 # --- wiring: APIClient, the environment, the CLI ------------------------------------------------
 
 

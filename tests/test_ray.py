@@ -18,10 +18,11 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.
 
 from llm_api_client import APIClient  # noqa: E402
 from llm_api_client.errors import ConfigurationError, RequestTooLargeError  # noqa: E402
-from llm_api_client.ratelimit import Cost, Limits, QuotaLimiter  # noqa: E402
+from llm_api_client.ratelimit import Cost, Limits, LocalStore, QuotaLimiter  # noqa: E402
 from llm_api_client.ratelimit.cluster_store import ClusterStore  # noqa: E402
 from llm_api_client.simulator import Simulator  # noqa: E402
 from tests.fakes import last_user_text, make_response  # noqa: E402
+from tests.redis_server import fresh_key, shared_server  # noqa: E402
 from tests.test_reliability import sim_request  # noqa: E402
 
 # Each actor imports litellm when it starts: seconds on an idle machine, a minute under load.
@@ -61,10 +62,20 @@ def assert_tracker_matches(client: APIClient, stats: dict[str, Any], requests: i
     assert tracker.total_completion_tokens == stats["completion_tokens"]
 
 
-def test_a_batch_on_two_actors_keeps_to_the_limit_with_the_cluster_store(cluster):
-    n = 300  # 6 s at the limit (the done-when case: 600)
+def redis_store() -> dict[str, str]:
+    """A fresh quota on the session's redis-server (skips without one)."""
+    return {"rate_limit_store": shared_server().url, "rate_limit_key": fresh_key()}
+
+
+@pytest.mark.parametrize(
+    ("n", "store"),
+    [(300, dict), (200, redis_store)],  # 6 s, 4 s at the limit (the done-when cases: 600, 1,500)
+    ids=["cluster-store", "redis"],
+)
+def test_a_batch_on_two_actors_keeps_to_the_limit(cluster, n, store):
+    options = store()
     with Simulator(rpm=RPM, latency_ms=LATENCY_MS) as sim:
-        with APIClient(RPM, None, backend="ray", processes=2) as client:
+        with APIClient(RPM, None, backend="ray", processes=2, **options) as client:
             requests = [sim_request(sim, i, timeout=None) for i in range(n)]
             responses = client.make_requests_with_retries(
                 requests, max_retries=4, timeout=BATCH_TIMEOUT
@@ -77,6 +88,17 @@ def test_a_batch_on_two_actors_keeps_to_the_limit_with_the_cluster_store(cluster
     assert stats["rejected_429"] <= 3, stats
     assert admission_span(stats) <= n / (RPM / 60) * 1.06 + 1.5, stats["admissions_per_second"]
     assert_tracker_matches(client, stats, n)
+    assert_redis_admitted(options, stats["received"])
+
+
+def assert_redis_admitted(options: dict[str, str], sent: int) -> None:
+    """With a Redis store, every request sent took its turn there."""
+    if options:
+        from llm_api_client.ratelimit.redis_store import RedisStore
+
+        quota = RedisStore(Limits(), options["rate_limit_store"], options["rate_limit_key"])
+        assert quota.snapshot().admitted == sent
+        quota.close()
 
 
 class CrashingCompletion:
@@ -170,6 +192,16 @@ def stopped_within(store: ClusterStore, seconds: float) -> bool:
     return False
 
 
+def test_an_actor_runs_the_limiter_its_store_asks_for():
+    from llm_api_client.engine.ray_backend import limiter_over
+    from llm_api_client.ratelimit.redis_store import RedisRateLimiter, RedisStore
+
+    store = RedisStore(Limits(requests_per_minute=60), shared_server().url, fresh_key())
+    assert isinstance(limiter_over(store), RedisRateLimiter)  # it wakes on news of pauses
+    assert type(limiter_over(LocalStore(Limits(requests_per_minute=60)))) is QuotaLimiter
+    store.close()
+
+
 def test_backend_names_are_checked():
     with pytest.raises(ConfigurationError, match="backend"):
         APIClient(backend="dask")
@@ -188,10 +220,15 @@ def row_request(base_url: str, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def test_a_processor_answers_every_row_of_a_dataset_with_its_own_response(cluster):
+@pytest.mark.parametrize(
+    ("n", "store"),
+    [(200, dict), (150, redis_store)],  # 4 s, 3 s at the limit (the done-when case: 600)
+    ids=["cluster-store", "redis"],
+)
+def test_a_processor_answers_every_row_of_a_dataset_with_its_own_response(cluster, n, store):
     from llm_api_client.ray import build_processor
 
-    n = 200  # 4 s at the limit (the done-when case: 600)
+    options = store()
     with Simulator(rpm=RPM, latency_ms=LATENCY_MS) as sim:
         processor = build_processor(
             functools.partial(row_request, sim.base_url),
@@ -199,6 +236,7 @@ def test_a_processor_answers_every_row_of_a_dataset_with_its_own_response(cluste
             max_requests_per_minute=RPM,
             max_tokens_per_minute=None,
             max_retries=4,
+            **options,
         )
         try:
             rows = processor(ray.data.range(n)).take_all()
@@ -214,3 +252,4 @@ def test_a_processor_answers_every_row_of_a_dataset_with_its_own_response(cluste
     assert stats["rejected_429"] <= 3, stats
     assert admission_span(stats) <= n / (RPM / 60) * 1.06 + 1.5, stats["admissions_per_second"]
     assert stats["answered"] == n
+    assert_redis_admitted(options, stats["received"])

@@ -60,7 +60,7 @@ class CallActor:
 
     def __init__(self, store: QuotaStore, config: ExecutionConfig) -> None:
         config.transport.setup()  # this process's own HTTP clients
-        self._limiter = QuotaLimiter(store)
+        self._limiter = limiter_over(store)
         self._config = config
 
     def run(self, item: CallItem) -> bytes:
@@ -71,6 +71,15 @@ class CallActor:
 
     def pid(self) -> int:
         return os.getpid()
+
+
+def limiter_over(store: QuotaStore) -> QuotaLimiter:
+    """The limiter an actor runs over the store it received: the store's own kind if it has one.
+
+    (A Redis store's wakes its sleepers on news of pauses from other hosts.)
+    """
+    make = getattr(store, "limiter", None)
+    return make() if make is not None else QuotaLimiter(store)
 
 
 @dataclass

@@ -177,6 +177,9 @@ class RedisStore:
             raise ConfigurationError("rate_limit_key must not be empty")
         self.limits = limits
         self.url = url
+        self._name = key
+        self._probe_seconds = probe_seconds
+        self._idle_expiry = idle_expiry
         self.key = f"{{llm-api-client:{key}}}"
         self.channel = f"{self.key}:news"
         self._clock = clock
@@ -450,6 +453,20 @@ class RedisStore:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({redacted_url(self.url)!r}, key={self.key!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as its settings, never its connections: a copy (a Ray actor's) connects anew.
+
+        The URL travels whole, password included, as the copy needs it to connect.
+        """
+        settings: dict[str, Any] = {"probe_seconds": self._probe_seconds, "clock": self._clock,
+                                    "sleep": self._sleep, "monotonic": self._monotonic,
+                                    "idle_expiry": self._idle_expiry}  # fmt: skip
+        return functools.partial(RedisStore, **settings), (self.limits, self.url, self._name)
+
+    def limiter(self) -> RedisRateLimiter:
+        """The limiter a Ray actor runs over this store (once received): it wakes on news."""
+        return RedisRateLimiter.over(self)
+
 
 class _Listener:
     """A thread that hears the store's channel and passes each message to its ``news``.
@@ -526,6 +543,13 @@ class RedisRateLimiter(QuotaLimiter):
             limits, url, key, probe_seconds=probe_seconds, sleep=sleep, monotonic=clock
         )
         super().__init__(store, clock=clock, sleep=sleep)
+
+    @classmethod
+    def over(cls, store: RedisStore) -> RedisRateLimiter:
+        """A limiter over an existing store, timed as the store is."""
+        limiter = cls.__new__(cls)
+        QuotaLimiter.__init__(limiter, store, clock=store._monotonic, sleep=store._sleep)
+        return limiter
 
     def unlink(self) -> None:
         """Nothing to remove: the quota outlives its clients (until it expires idle).
