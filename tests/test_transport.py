@@ -124,3 +124,20 @@ def test_a_patched_litellm_completion_sees_exactly_the_calls_made(
     )
     in_workers = {line.split(" ", 1)[0] for line in calls} != {str(os.getpid())}
     assert in_workers is (processes > 0)
+
+
+def test_the_warm_up_leaves_the_calling_threads_event_loop_alone(monkeypatch):
+    # Run on the main thread, litellm's service logging would make and set a loop there that
+    # nobody closes: the caller's next asyncio.run drops it unclosed (a ResourceWarning).
+    import asyncio
+
+    monkeypatch.setattr(warmup, "_warmed", False)
+    monkeypatch.setattr(warmup, "_types_built", False)
+    before = asyncio.get_event_loop_policy()
+    policy = asyncio.DefaultEventLoopPolicy()  # a main thread that never had a loop
+    asyncio.set_event_loop_policy(policy)
+    try:
+        warmup.warm_litellm()
+        assert policy._local._loop is None  # type: ignore[attr-defined]
+    finally:
+        asyncio.set_event_loop_policy(before)

@@ -10,12 +10,18 @@ lazily built serializer), which the warm-up also fixes in the coordinator.
 The warm-up calls the ``litellm.completion`` this module found at import (with ``APIClient``),
 not the one litellm holds at call time: code that patches ``litellm.completion`` after
 importing ``APIClient`` sees only the calls of its batches, never the warm-up's.
+
+Both warm-up calls run on a short-lived thread of their own. Called from the main thread,
+litellm's service logging asks ``asyncio.get_event_loop()``, which there makes and sets a
+loop nobody closes; the caller's next ``asyncio.run`` then drops it unclosed (a
+``ResourceWarning``). On another thread it finds no loop and uses one it closes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 
 from llm_api_client import _offline
 
@@ -39,8 +45,40 @@ def build_response_types() -> None:
         if _types_built:
             return
         _types_built = True
-        response = _completion(model="gpt-4o-mini", messages=_MESSAGES, mock_response="ok")
-        response.model_dump()
+        _off_this_thread(_build_and_dump)
+
+
+def _build_and_dump() -> None:
+    _completion(model="gpt-4o-mini", messages=_MESSAGES, mock_response="ok").model_dump()
+
+
+def _send_refused() -> None:
+    with contextlib.suppress(Exception):
+        _completion(
+            model="openai/gpt-4o-mini",
+            messages=_MESSAGES,
+            api_base=_REFUSING_API_BASE,
+            api_key="warm-up",
+            max_retries=0,
+            timeout=2,
+        )
+
+
+def _off_this_thread(call: Callable[[], None]) -> None:
+    """Run ``call`` on a thread of its own and wait; its exception is raised here."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="llm-api-client-warm-up", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
 
 
 def warm_litellm() -> None:
@@ -51,12 +89,4 @@ def warm_litellm() -> None:
         if _warmed:
             return
         _warmed = True
-        with contextlib.suppress(Exception):
-            _completion(
-                model="openai/gpt-4o-mini",
-                messages=_MESSAGES,
-                api_base=_REFUSING_API_BASE,
-                api_key="warm-up",
-                max_retries=0,
-                timeout=2,
-            )
+        _off_this_thread(_send_refused)
