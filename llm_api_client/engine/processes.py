@@ -125,7 +125,10 @@ class ProcessBackend:
         return live
 
     def poll(self, timeout: float) -> list[Outcome]:
-        watched = [w for w in self._workers if not w.exited]
+        # A worker whose pipe ended while it held requests stays watched until its sentinel
+        # fires: the pipe's EOF can come first, and an unwatched dead worker is never reaped
+        # (its requests never reported lost: the batch would wait forever).
+        watched = [w for w in self._workers if not w.exited or w.in_flight]
         handles = [w.results for w in watched] + [w.process.sentinel for w in watched]
         ready = set(wait(handles, timeout)) if handles else set()
         outcomes, self._drained = self._drained, []
